@@ -1,0 +1,1 @@
+"""`vla-ros` subcommands, one module each (see vla_ros/cli.py)."""

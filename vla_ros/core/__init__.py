@@ -1,0 +1,1 @@
+"""Pure core: types, conversions, chunking, safety, configs. No torch, no rclpy."""

@@ -1,0 +1,147 @@
+"""Typed dataclass configs with YAML as their saved form.
+
+`from_dict(Cls, data)` builds a (possibly nested) dataclass from plain data and rejects unknown keys,
+wrong types and out-of-range values with the dotted key named, e.g.
+`ConfigError: executor.limits.max_step_m: expected float, got str ('fast')`.
+Configs validate themselves in `__post_init__` through `check(...)`; they never probe hardware.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config key is unknown, of the wrong type, or out of range. The message names the key."""
+
+
+def check(ok: bool, key: str, value: Any, expected: str) -> None:
+    """Raise ConfigError naming `key` unless `ok` (use from __post_init__)."""
+    if not ok:
+        raise ConfigError(f"{key}: {expected}, got {value!r}")
+
+
+def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
+    lo_ok = lo is None or value >= lo
+    hi_ok = hi is None or value <= hi
+    bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+    check(lo_ok and hi_ok, key, value, f"must be in {bounds}")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        check(value in args, key, value, f"expected one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if origin in (list, tuple):
+        check(isinstance(value, (list, tuple)), key, value, f"expected a list of {_type_name(args[0]) if args else 'items'}")
+        item_tp = args[0] if args else Any
+        items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        check(isinstance(value, dict), key, value, "expected a mapping")
+        val_tp = args[1] if len(args) == 2 else Any
+        return {k: _coerce(val_tp, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        check(isinstance(value, bool), key, value, "expected true or false")
+        return value
+    if tp is float:
+        check(isinstance(value, (int, float)) and not isinstance(value, bool), key, value, "expected float")
+        return float(value)
+    if tp is int:
+        check(isinstance(value, int) and not isinstance(value, bool), key, value, "expected int")
+        return value
+    if tp is str:
+        check(isinstance(value, str), key, value, "expected str")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: Any, key: str = "") -> T:
+    """Build dataclass `cls` from a mapping; unknown keys and bad values raise ConfigError naming the key."""
+    where = key or cls.__name__
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for name, value in data.items():
+        dotted = f"{key}.{name}" if key else str(name)
+        if name not in fields:
+            close = difflib.get_close_matches(str(name), list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{dotted}: unknown key for {cls.__name__}{hint}; allowed: {sorted(fields)}")
+        kwargs[name] = _coerce(hints[name], value, dotted)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        if key and not str(exc).startswith(key):
+            raise ConfigError(f"{key}.{exc}") from None
+        raise
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain-data form of a config (tuples become lists) for YAML and checkpoints."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
+    """Load `cls` from a YAML file (optionally one top-level section of it); errors name file and key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if section is not None:
+        if not isinstance(data, dict) or section not in data:
+            raise ConfigError(f"{path}: missing top-level section {section!r}")
+        data = data[section]
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_yaml(obj: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
