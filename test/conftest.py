@@ -16,7 +16,7 @@ os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getpid() + int(os.environ.get("VLA_ROS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
-INTERFACES = Path(__file__).resolve().parent / "interfaces"
+INTERFACES = REPO / "interfaces"
 
 
 def pytest_configure(config):
@@ -34,7 +34,7 @@ def shared_testdata() -> Path:
 
 @pytest.fixture(scope="session")
 def robot_interfaces() -> Path:
-    """tf2_msgs and the robot message packages, built from test/interfaces with colcon (cached)."""
+    """tf2_msgs and the robot message packages, built from interfaces/ with colcon (cached)."""
     from vla_ros.devtools.interfaces import activate, build_interfaces
 
     packages = {p.name: p for p in sorted(INTERFACES.iterdir()) if p.is_dir()}
