@@ -7,6 +7,7 @@ is cached by a hash of the definitions), then `activate(install)` makes them imp
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -94,10 +95,17 @@ def colcon_build(src_dir: Path, base: Path, cmake_args: list[str] | None = None,
 def build_interfaces(packages: dict[str, Path], cache_dir: Path) -> Path:
     """Build each package `name -> folder with msg/ srv/ action/`; returns the install space (cached)."""
     cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     base = cache_dir / _digest(packages)
+    with open(cache_dir / ".lock", "w") as lock:  # parallel test processes build once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (base / "BUILT").exists():
+            return base / "install"
+        return _build(packages, base)
+
+
+def _build(packages: dict[str, Path], base: Path) -> Path:
     stamp = base / "BUILT"
-    if stamp.exists():
-        return base / "install"
     if base.exists():
         shutil.rmtree(base)
     src = base / "src"
