@@ -38,7 +38,7 @@ def robot_interfaces() -> Path:
     from vla_ros.devtools.interfaces import activate, build_interfaces
 
     packages = {p.name: p for p in sorted(INTERFACES.iterdir()) if p.is_dir()}
-    install = build_interfaces(packages, REPO / ".build" / "test_interfaces")
+    install = build_interfaces(packages, REPO / ".build" / "interfaces")
     activate(install)
     return install
 
