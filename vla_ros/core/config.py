@@ -63,7 +63,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
     if origin in (list, tuple):
-        check(isinstance(value, (list, tuple)), key, value, f"expected a list of {_type_name(args[0]) if args else 'items'}")
+        what = _type_name(args[0]) if args else "items"
+        check(isinstance(value, (list, tuple)), key, value, f"expected a list of {what}")
         item_tp = args[0] if args else Any
         items = [_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
