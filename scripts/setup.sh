@@ -35,7 +35,7 @@ if [ "$(cat "$VENV/.vla_ros_deps" 2>/dev/null)" != "$req_hash" ]; then
   pipi() { "$VPY" -m pip install --disable-pip-version-check -c requirements/constraints.txt "$@" >>"$VENV/pip.log" 2>&1 \
     || { tail -30 "$VENV/pip.log" >&2; echo "[setup] pip install $* failed" >&2; exit 1; }; }
   : > "$VENV/pip.log"
-  pipi --upgrade "pip>=23"
+  pipi --upgrade "pip>=23" wheel "setuptools<80"
   pipi -r requirements/ros.txt
   pipi --no-build-isolation -e ".[policy,bags,sim,vision,test]" --config-settings editable_mode=compat
   "$VPY" -c 'import rclpy, torch, rosbags, mujoco' || { echo "[setup] package install failed" >&2; exit 1; }
