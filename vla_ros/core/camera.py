@@ -1,0 +1,78 @@
+"""CameraInfo fields -> intrinsics, and K kept consistent when images are resized or cropped for a model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class CameraInfoError(ValueError):
+    """A CameraInfo field is empty or inconsistent; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of an image of `width` x `height` pixels.
+
+    Args:
+        K: (3, 3) camera matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]].
+        D: distortion coefficients (may be empty).
+        width, height: image size the K belongs to.
+        distortion_model: e.g. "plumb_bob"; empty when unknown.
+    """
+
+    K: np.ndarray
+    D: np.ndarray
+    width: int
+    height: int
+    distortion_model: str = ""
+
+    @property
+    def fov_rad(self) -> tuple[float, float]:
+        """Horizontal and vertical field of view."""
+        fx, fy = self.K[0, 0], self.K[1, 1]
+        return 2 * np.arctan2(self.width / 2, fx), 2 * np.arctan2(self.height / 2, fy)
+
+    def resized(self, width: int, height: int) -> Intrinsics:
+        """K for the image resized (whole frame) to width x height. Pixel centres map as OpenCV resize does."""
+        sx, sy = width / self.width, height / self.height
+        K = self.K.copy()
+        K[0, 0] *= sx
+        K[1, 1] *= sy
+        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        return Intrinsics(K, self.D, width, height, self.distortion_model)
+
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> Intrinsics:
+        """K for the crop [y0:y0+height, x0:x0+width] of the image."""
+        if x0 < 0 or y0 < 0 or x0 + width > self.width or y0 + height > self.height:
+            raise CameraInfoError(f"crop ({x0},{y0},{width},{height}) outside the {self.width}x{self.height} image")
+        K = self.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        return Intrinsics(K, self.D, width, height, self.distortion_model)
+
+    def center_cropped_square(self) -> tuple[Intrinsics, tuple[int, int, int, int]]:
+        side = min(self.width, self.height)
+        x0, y0 = (self.width - side) // 2, (self.height - side) // 2
+        return self.cropped(x0, y0, side, side), (x0, y0, side, side)
+
+
+def intrinsics_from_fields(k, d, width: int, height: int, distortion_model: str = "") -> Intrinsics:
+    """Build Intrinsics from CameraInfo's k (9 values, row-major), d, width, height."""
+    K = np.asarray(k, dtype=np.float64)
+    if K.size != 9:
+        raise CameraInfoError(f"k: expected 9 values, got {K.size}")
+    K = K.reshape(3, 3)
+    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise CameraInfoError(f"k: empty or invalid camera matrix (fx={K[0, 0]}, fy={K[1, 1]})")
+    if width <= 0 or height <= 0:
+        raise CameraInfoError(f"width/height: invalid image size {width}x{height}")
+    return Intrinsics(K, np.asarray(d, dtype=np.float64), int(width), int(height), distortion_model or "")
+
+
+def intrinsics_from_fov(width: int, height: int, fovy_rad: float) -> Intrinsics:
+    """Ideal pinhole with square pixels from a vertical field of view (as MuJoCo cameras are defined)."""
+    f = 0.5 * height / np.tan(0.5 * fovy_rad)
+    K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return Intrinsics(K, np.zeros(5), width, height, "plumb_bob")
