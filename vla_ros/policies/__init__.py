@@ -1,0 +1,1 @@
+"""Policies (PyTorch): one folder per method, found by name through factory.py. No rclpy."""

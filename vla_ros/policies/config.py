@@ -1,0 +1,102 @@
+"""Typed policy configuration shared by every method (method-specific arguments live in `method_args`,
+validated by the method's own configuration class)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vla_ros.core.config import check, check_range
+from vla_ros.core.constants import MODALITY_SETS, REFERENCES
+
+
+@dataclass
+class VLMConfig:
+    """Vision-language backbone. Args:
+    kind: "tiny" (built here) or "hf" (a Kosmos-2 / PaliGemma-class model from `path`, local files only).
+    path: local folder of the HF model (kind "hf").
+    width, depth, heads, patch_size, vocab_size, max_text_tokens: tiny backbone sizes.
+    """
+
+    kind: str = "tiny"
+    path: str = ""
+    width: int = 96
+    depth: int = 3
+    heads: int = 4
+    patch_size: int = 8
+    vocab_size: int = 1024
+    max_text_tokens: int = 12
+
+    def __post_init__(self):
+        check(self.kind in ("tiny", "hf"), "kind", self.kind, "expected 'tiny' or 'hf'")
+        check(self.kind != "hf" or bool(self.path), "path", self.path, "kind 'hf' needs a local model folder")
+        check(self.width % self.heads == 0, "width", self.width, f"must be divisible by heads={self.heads}")
+        check_range("depth", self.depth, 1, 64)
+
+
+@dataclass
+class HeadConfig:
+    """Action head. Args:
+    kind: "mlp" (a chunk of `horizon` actions at once) or "lstm" (over a history window of action tokens).
+    hidden: hidden width. history: LSTM window. arm_loss: "huber" or "mse". gripper_weight: BCE weight.
+    """
+
+    kind: str = "mlp"
+    hidden: int = 256
+    history: int = 4
+    arm_loss: str = "huber"
+    huber_delta: float = 0.1
+    gripper_weight: float = 0.5
+
+    def __post_init__(self):
+        check(self.kind in ("mlp", "lstm"), "kind", self.kind, "expected 'mlp' or 'lstm'")
+        check(self.arm_loss in ("huber", "mse"), "arm_loss", self.arm_loss, "expected 'huber' or 'mse'")
+        check_range("history", self.history, 1, 64)
+
+
+@dataclass
+class PolicyConfig:
+    """Everything needed to rebuild a policy (saved as config.yaml in the checkpoint).
+
+    Args:
+        method: baseline | falcon | spatial_forcing | spatialvla.
+        name: checkpoint name reported in ActionChunk.policy_name.
+        camera_names: cameras the model reads, in order.
+        image_size: square model input size (images are resized, K rescaled to match).
+        proprio_dim: length of the proprio vector.
+        arm_names: arms in the action (7 values each: xyz m, rotation vector rad, gripper [0, 1]).
+        horizon: steps per chunk. dt_s: step period.
+        action_reference: absolute | delta_target | delta_measured.
+        rotation_ref_quat_xyzw: rotations are predicted relative to this orientation (tool-down for tabletop
+            arms keeps them small and continuous).
+        modalities: inputs the model may use: rgb, rgbd or rgbd_pose (what is fresh decides per inference).
+        vlm, head: backbone and head configs. method_args: the method's own config (see its folder).
+    """
+
+    method: str = "baseline"
+    name: str = "tiny"
+    camera_names: list[str] = field(default_factory=lambda: ["front"])
+    image_size: int = 64
+    proprio_dim: int = 8
+    arm_names: list[str] = field(default_factory=lambda: ["arm"])
+    horizon: int = 4
+    dt_s: float = 0.1
+    action_reference: str = "absolute"
+    rotation_ref_quat_xyzw: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 1.0])
+    modalities: str = "rgbd_pose"
+    vlm: VLMConfig = field(default_factory=VLMConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    method_args: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check(self.action_reference in REFERENCES, "action_reference", self.action_reference, f"one of {REFERENCES}")
+        check(self.modalities in MODALITY_SETS, "modalities", self.modalities, f"one of {list(MODALITY_SETS)}")
+        check(len(self.rotation_ref_quat_xyzw) == 4, "rotation_ref_quat_xyzw", self.rotation_ref_quat_xyzw,
+              "expected 4 numbers")
+        check_range("image_size", self.image_size, 8, 1024)
+        check_range("horizon", self.horizon, 1, 256)
+        check_range("dt_s", self.dt_s, 1e-3, 10.0)
+        check(self.image_size % self.vlm.patch_size == 0, "image_size", self.image_size,
+              f"must be a multiple of vlm.patch_size={self.vlm.patch_size}")
+
+    @property
+    def action_dim(self) -> int:
+        return 7 * len(self.arm_names)
