@@ -60,7 +60,8 @@ class Policy(nn.Module, abc.ABC):
         self.eval()
         actions = self.predict_actions(batch, used)[0].cpu().numpy()  # (T, A, 7)
         pos, quat, grip = actions_to_poses(actions, self.config.rotation_ref_quat_xyzw)
-        return ActionChunk(stamp_s=obs.stamp_s, dt_s=self.config.dt_s, frame_id="", arm_names=list(self.config.arm_names),
+        return ActionChunk(stamp_s=obs.stamp_s, dt_s=self.config.dt_s, frame_id="",
+                           arm_names=list(self.config.arm_names),
                            position_m=pos, quat_xyzw=quat, gripper=grip, reference=self.config.action_reference,
                            modalities=used, method=self.method, policy_name=self.config.name,
                            inference_latency_s=time.perf_counter() - t0)

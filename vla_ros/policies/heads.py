@@ -42,7 +42,8 @@ class MLPHead(_HeadBase):
     def __init__(self, cfg: HeadConfig, width: int, horizon: int, n_arms: int):
         super().__init__(cfg, horizon, n_arms)
         self.net = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, cfg.hidden), nn.GELU(),
-                                 nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, horizon * n_arms * 7))
+                                 nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(),
+                                 nn.Linear(cfg.hidden, horizon * n_arms * 7))
 
     def predict(self, hidden: torch.Tensor, train: bool = False):
         return self._split(self.net(hidden))

@@ -76,7 +76,8 @@ class DinoPatchEmbed(nn.Module):
         patch_pos = pos[:, 1:]
         if (gh, gw) != (g0, g0):
             grid = patch_pos.reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
-            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
+            patch_pos = patch_pos.flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(B, -1, -1) + pos[:, :1], self.register_tokens.expand(B, -1, -1),
                        p + patch_pos], 1)
         for blk in self.blocks:
@@ -128,13 +129,15 @@ class Aggregator(nn.Module):
                 patches = patches + torch.where(on, d_tok, placeholder)
             else:
                 patches = patches + placeholder
-        cam = torch.cat([self.camera_token[:, :1].expand(B, 1, -1, -1), self.camera_token[:, 1:].expand(B, S - 1, -1, -1)], 1)
+        cam = torch.cat([self.camera_token[:, :1].expand(B, 1, -1, -1),
+                         self.camera_token[:, 1:].expand(B, S - 1, -1, -1)], 1)
         reg = torch.cat([self.register_token[:, :1].expand(B, 1, -1, -1),
                          self.register_token[:, 1:].expand(B, S - 1, -1, -1)], 1)
         if self.cfg.pose_input:
             ph = self.camera_placeholder.expand(B, S, C)
             if pose9 is not None:
-                on = (pose_on if pose_on is not None else torch.ones(B, dtype=torch.bool, device=x.device))[:, None, None]
+                on = pose_on if pose_on is not None else torch.ones(B, dtype=torch.bool, device=x.device)
+                on = on[:, None, None]
                 cam = cam + torch.where(on, self.pose_embedding(pose9), ph)[:, :, None]
             else:
                 cam = cam + ph[:, :, None]

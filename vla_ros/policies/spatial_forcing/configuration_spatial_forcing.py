@@ -1,0 +1,29 @@
+"""Spatial Forcing configuration (`method_args`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vla_ros.core.config import check_range
+from vla_ros.policies.spatial_model.esm import ESMConfig
+
+
+@dataclass
+class SpatialForcingConfig:
+    """Args:
+    teacher: sizes of the frozen 3-D teacher (any ESM/VGGT); used in training only, never saved.
+    teacher_checkpoint: local weights of the teacher ('' = a seeded random teacher, for tests only).
+    align_layer: VLM layer k whose visual-token span is aligned (index into hidden states, 0 = embeddings).
+    alpha: weight of the alignment loss (total = action + alpha * align).
+    pe_scale: scale of the 2-D sin-cos positional encoding added to the teacher's tokens.
+    """
+
+    teacher: ESMConfig = field(default_factory=lambda: ESMConfig(depth_input=False, pose_input=False))
+    teacher_checkpoint: str = ""
+    align_layer: int = 2
+    alpha: float = 0.5
+    pe_scale: float = 0.1
+    teacher_seed: int = 0
+
+    def __post_init__(self):
+        check_range("alpha", self.alpha, 0.0, 100.0)
+        check_range("align_layer", self.align_layer, 0, 128)

@@ -1,0 +1,1 @@
+"""Training: checkpoints, synthetic batches, the train loop (single process or torchrun DDP)."""
