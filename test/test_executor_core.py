@@ -1,0 +1,107 @@
+"""Chunk playback and safety without ROS: interpolation, ensembling, splicing, deltas, clamps, refusals, holds."""
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vla_ros.core.chunking import Target, resolve_reference, sample
+from vla_ros.core.config import from_dict
+from vla_ros.core.executor import Executor, ExecutorConfig
+from vla_ros.core.safety import SafetyConfig, clamp_target
+from vla_ros.core.transforms import quat_angle_rad, rotvec_to_quat
+from vla_ros.core.types import ActionChunk
+
+DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # tool pointing down
+
+
+def chunk(stamp, xs, dt=0.1, grip=1.0, ref="absolute", quat=DOWN, seq=0):
+    T = len(xs)
+    pos = np.array([[[x, 0.0, 0.3]] for x in xs])
+    return ActionChunk(stamp_s=stamp, dt_s=dt, frame_id="base", arm_names=["arm"], position_m=pos,
+                       quat_xyzw=np.tile(quat, (T, 1, 1)), gripper=np.full((T, 1), grip), reference=ref, seq=seq)
+
+
+def test_interpolation_between_steps_with_slerp():
+    c = chunk(10.0, [0.4, 0.5])
+    q90 = rotvec_to_quat(np.array([0, 0, np.pi / 2]))
+    c.quat_xyzw[1, 0] = q90
+    mid = sample(c, 10.15)  # halfway between step 0 (10.1) and step 1 (10.2)
+    np.testing.assert_allclose(mid.position_m[0], [0.45, 0, 0.3])
+    assert quat_angle_rad(mid.quat_xyzw[0], DOWN) == pytest.approx(quat_angle_rad(q90, DOWN) / 2, abs=1e-6)
+
+
+def test_delta_target_accumulates_on_commanded_target_not_measured():
+    last = Target(np.array([[0.5, 0.0, 0.3]]), DOWN[None].copy(), np.ones(1))
+    measured = Target(np.array([[0.45, 0.0, 0.3]]), DOWN[None].copy(), np.ones(1))
+    d = chunk(1.0, [0.01, 0.01], ref="delta_target", quat=np.array([0, 0, 0, 1.0]))
+    d.position_m[:, :, 2] = 0.0
+    out = resolve_reference(d, last, measured)
+    np.testing.assert_allclose(out.position_m[:, 0, 0], [0.51, 0.52])
+    m = chunk(1.0, [0.01, 0.02], ref="delta_measured", quat=np.array([0, 0, 0, 1.0]))
+    m.position_m[:, :, 2] = 0.0
+    np.testing.assert_allclose(resolve_reference(m, last, measured).position_m[:, 0, 0], [0.46, 0.47])
+
+
+def test_workspace_and_step_clamps_are_counted():
+    cfg = SafetyConfig(max_step_m=0.01, max_speed_m_s=1.0)
+    n = Counter()
+    prev = Target(np.array([[0.5, 0.0, 0.3]]), DOWN[None].copy(), np.ones(1))
+    out = clamp_target(prev, Target(np.array([[0.5, 0.0, -0.2]]), DOWN[None].copy(), np.ones(1)), 0.05, cfg, n)
+    assert n["clamp_workspace"] == 1 and n["clamp_translation_step"] == 1
+    np.testing.assert_allclose(out.position_m[0], [0.5, 0.0, 0.29])
+
+
+def make_executor(**kw):
+    return Executor(from_dict(ExecutorConfig, {"rate_hz": 20.0, "base_frame": "base", **kw}))
+
+
+def test_nan_chunk_refused_and_timeout_holds():
+    ex = make_executor()
+    bad = chunk(10.0, [0.5, np.nan])
+    assert any("non-finite" in r for r in ex.on_chunk(bad, 10.05))
+    assert ex.tick(10.1).kind == "hold"
+    assert ex.on_chunk(chunk(10.0, [0.5, 0.51]), 10.05) == []
+    assert ex.tick(10.1).kind == "move"
+    cmd = ex.tick(11.5)
+    assert cmd.kind == "hold" and "timeout" in cmd.reason
+
+
+def test_estop_and_pause():
+    ex = make_executor()
+    ex.on_chunk(chunk(10.0, [0.5, 0.51]), 10.0)
+    ex.paused = True
+    assert ex.tick(10.1).kind == "paused"
+    ex.paused = False
+    ex.estop()
+    assert ex.tick(10.1).kind == "estop"
+
+
+def test_splicing_skips_elapsed_steps_and_blends_the_seam():
+    ex = make_executor(mode="splice", blend_steps=2, safety={"max_step_m": 0.5, "max_speed_m_s": 10.0})
+    ex.on_chunk(chunk(10.0, [0.40, 0.41, 0.42, 0.43]), 10.0)
+    for t in np.arange(10.05, 10.30, 0.05):
+        ex.tick(t)
+    before = ex.last_command.position_m[0, 0]
+    # next chunk computed from an observation at 10.1 arrives at 10.3: two steps are already late
+    assert ex.on_chunk(chunk(10.1, [0.45, 0.46, 0.47, 0.48], seq=1), 10.3) == []
+    assert ex.splicer.skipped_steps == 2
+    first = ex.tick(10.35).target.position_m[0, 0]
+    assert abs(first - before) < abs(0.47 - before)  # blended, no jump to the new chunk
+
+
+def test_ensembling_averages_overlapping_chunks():
+    ex = make_executor(mode="ensemble", ensemble_decay=0.0, safety={"max_step_m": 0.5, "max_speed_m_s": 10.0})
+    ex.on_chunk(chunk(10.0, [0.40, 0.40, 0.40, 0.40]), 10.0)
+    ex.on_chunk(chunk(10.1, [0.50, 0.50, 0.50, 0.50], seq=1), 10.1)
+    cmd = ex.tick(10.25)
+    np.testing.assert_allclose(cmd.target.position_m[0, 0], 0.45)
+
+
+def test_chunk_jump_is_refused():
+    ex = make_executor()
+    assert ex.on_chunk(chunk(10.0, [0.4, 0.41]), 10.0) == []
+    ex.tick(10.1)
+    reasons = ex.on_chunk(chunk(10.1, [0.75, 0.76], seq=1), 10.15)
+    assert any("position jump" in r for r in reasons)
+    assert ex.counters["refused_chunk: position jump 0.340 m > max 0.15 m"] == 0  # counted by kind, not text
+    assert sum(v for k, v in ex.counters.items() if k.startswith("refused_chunk")) == 1

@@ -1,0 +1,126 @@
+"""The robot-side executor as a pure state machine: chunks in, one clamped command per controller tick out.
+
+`on_chunk(chunk, now_s, measured)` validates and stores a chunk (delta chunks resolved to absolute poses);
+`tick(now_s)` returns a Command: "move" with a target, or "hold" / "paused" / "estop" with a reason. No
+time source of its own, so it runs identically in a node, a benchmark or a test.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from vla_ros.core.chunking import Splicer, Target, TemporalEnsembler, resolve_reference
+from vla_ros.core.config import check, check_range
+from vla_ros.core.safety import SafetyConfig, clamp_target, validate_chunk
+from vla_ros.core.types import ActionChunk
+
+
+@dataclass
+class ExecutorConfig:
+    """Args:
+    rate_hz: controller command rate (e.g. 5 WidowX, 15-20 Franka targets, 50 AgileX).
+    mode: "ensemble" (temporal ensembling) or "splice" (latency-compensated splicing with blending).
+    ensemble_decay: exp(-decay * i) weights of overlapping chunks. blend_steps: seam blending in splice mode.
+    arm_names, base_frame: what chunks must carry.
+    dry_run: never actuate unless explicitly disabled (the node's `actuate` parameter).
+    chunk_topic, measured_pose_topic: ActionChunk input, measured end-effector pose (for delta_measured).
+    safety: layered limits.
+    """
+
+    rate_hz: float = 20.0
+    mode: str = "splice"
+    ensemble_decay: float = 0.1
+    blend_steps: int = 3
+    arm_names: list[str] = field(default_factory=lambda: ["arm"])
+    base_frame: str = "base"
+    dry_run: bool = True
+    chunk_topic: str = "/vla/action_chunk"
+    measured_pose_topic: str = ""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def __post_init__(self):
+        check_range("rate_hz", self.rate_hz, 0.5, 2000.0)
+        check(self.mode in ("ensemble", "splice"), "mode", self.mode, "expected 'ensemble' or 'splice'")
+        check_range("blend_steps", self.blend_steps, 0, 100)
+
+
+@dataclass
+class Command:
+    kind: str  # move | hold | paused | estop
+    target: Target | None = None
+    reason: str = ""
+
+
+class Executor:
+    def __init__(self, cfg: ExecutorConfig):
+        self.cfg = cfg
+        self.counters: Counter[str] = Counter()
+        self.ensembler = TemporalEnsembler(cfg.ensemble_decay)
+        self.splicer = Splicer(cfg.blend_steps)
+        self.last_command: Target | None = None
+        self.newest_stamp_s: float | None = None
+        self.last_seq: int | None = None
+        self.paused = False
+        self.estopped = False
+
+    def on_chunk(self, chunk: ActionChunk, now_s: float, measured: Target | None = None) -> list[str]:
+        """Store a chunk; returns the reasons it was refused (empty = accepted)."""
+        s = self.cfg.safety
+        reasons = []
+        if now_s - chunk.stamp_s > s.max_chunk_age_s:
+            reasons.append(f"chunk too old on arrival: {now_s - chunk.stamp_s:.3f} s > {s.max_chunk_age_s} s")
+        elif self.newest_stamp_s is not None and chunk.stamp_s <= self.newest_stamp_s:
+            reasons.append(f"chunk stamp {chunk.stamp_s:.3f} not after the newest {self.newest_stamp_s:.3f}")
+        if not reasons:
+            reasons = validate_chunk(chunk, self.cfg.arm_names, self.cfg.base_frame, None, s)
+        if not reasons:
+            try:
+                chunk = resolve_reference(chunk, self.last_command, measured)
+            except ValueError as exc:
+                reasons = [str(exc)]
+        if not reasons:
+            reasons = validate_chunk(chunk, self.cfg.arm_names, self.cfg.base_frame, self.last_command, s)
+        if reasons:
+            for r in reasons:
+                self.counters["refused_chunk: " + r.split(":")[0].split(" (")[0]] += 1
+            return reasons
+        self.counters["accepted_chunks"] += 1
+        self.newest_stamp_s = chunk.stamp_s
+        self.last_seq = chunk.seq
+        if self.cfg.mode == "ensemble":
+            self.ensembler.add(chunk)
+        else:
+            self.splicer.add(chunk, now_s, self.last_command)
+            self.counters["skipped_steps"] += self.splicer.skipped_steps
+        return []
+
+    def tick(self, now_s: float) -> Command:
+        if self.estopped:
+            return Command("estop", reason="e-stop engaged")
+        if self.paused:
+            return Command("paused", reason="paused")
+        if self.newest_stamp_s is None:
+            return Command("hold", reason="no chunk yet")
+        age = now_s - self.newest_stamp_s
+        if age > self.cfg.safety.chunk_timeout_s:
+            self.counters["hold_timeout"] += 1
+            limit = self.cfg.safety.chunk_timeout_s
+            return Command("hold", reason=f"newest chunk is {age:.2f} s old > timeout {limit} s")
+        raw = self.ensembler.at(now_s) if self.cfg.mode == "ensemble" else self.splicer.at(now_s)
+        if raw is None:
+            return Command("hold", reason="no target")
+        target = clamp_target(self.last_command, raw, 1.0 / self.cfg.rate_hz, self.cfg.safety, self.counters)
+        self.last_command = target
+        self.counters["commands"] += 1
+        return Command("move", target)
+
+    def estop(self) -> None:
+        self.estopped = True
+        self.counters["estop"] += 1
+
+    def release_estop(self) -> None:
+        """Clear the e-stop; old chunks are dropped so nothing stale resumes."""
+        self.estopped = False
+        self.ensembler = TemporalEnsembler(self.cfg.ensemble_decay)
+        self.splicer = Splicer(self.cfg.blend_steps)
+        self.newest_stamp_s = None
