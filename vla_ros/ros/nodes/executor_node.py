@@ -1,0 +1,164 @@
+"""Executor node (robot side): plays ActionChunks at the controller rate through the robot adapter, behind
+layered safety. Dry-run by default: commands reach the controller topic only with `actuate:=true`.
+
+Topics: subscribes the chunk topic and (optionally) the measured pose; publishes `~/commanded`
+(geometry_msgs/PoseArray, every command, dry-run included), the consumed-chunk signal and /diagnostics.
+Services: `~/pause`, `~/resume`, `~/estop`, `~/release_estop` (std_srvs/Trigger), served on their own
+callback group so an e-stop is never queued behind the control loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import UInt64
+from std_srvs.srv import Trigger
+
+from vla_ros.core.chunking import Target, step_times
+from vla_ros.core.executor import Executor
+from vla_ros.msg import ActionChunk as ActionChunkMsg
+from vla_ros.ros import qos
+from vla_ros.ros.adapters import AdapterPublisher
+from vla_ros.ros.chunk_msg import msg_to_chunk
+from vla_ros.ros.diagnostics import status_array
+from vla_ros.ros.msg_conversions import array_to_pose_msg, pose_msg_to_array
+from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
+
+
+class ExecutorNode(Node):
+    def __init__(self, config: RuntimeConfig | None = None, **kwargs):
+        super().__init__("vla_executor", **kwargs)
+        self.declare_parameter("config", "franka", ParameterDescriptor(
+            description="robot config name (config/<name>.yaml) or path", read_only=True))
+        self.declare_parameter("actuate", False, ParameterDescriptor(
+            description="send commands to the controller (false = dry run)", read_only=True))
+        cfg = config or load_runtime_config(self.get_parameter("config").value)
+        self.cfg = cfg
+        self.actuate = bool(self.get_parameter("actuate").value)  # explicit opt-in; dry run otherwise
+        self.executor = Executor(cfg.executor)
+        self.measured: Target | None = None
+        self.refused_second_publisher = 0
+        self._consumed_seq: int | None = None
+        self._newest_chunk = None
+        control = MutuallyExclusiveCallbackGroup()
+        safety = MutuallyExclusiveCallbackGroup()
+        self.adapter = AdapterPublisher(self, cfg.adapter, cfg.executor.base_frame, control) if self.actuate else None
+        self.create_subscription(ActionChunkMsg, cfg.executor.chunk_topic, self._on_chunk, qos.RELIABLE,
+                                 callback_group=control)
+        if cfg.executor.measured_pose_topic:
+            self.create_subscription(PoseStamped, cfg.executor.measured_pose_topic, self._on_pose, qos.SENSOR,
+                                     callback_group=control)
+        self.commanded_pub = self.create_publisher(PoseArray, "~/commanded", qos.RELIABLE)
+        self.consumed_pub = self.create_publisher(UInt64, cfg.policy.consumed_topic, qos.RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        for name, fn in (("pause", self._pause), ("resume", self._resume), ("estop", self._estop),
+                         ("release_estop", self._release)):
+            self.create_service(Trigger, f"~/{name}", fn, callback_group=safety)
+        self.timer = self.create_timer(1.0 / cfg.executor.rate_hz, self._tick, callback_group=control)
+        self.create_timer(1.0, self._diagnostics, callback_group=safety)
+        self.last_command = None
+        self.get_logger().info(f"executor for {cfg.robot} at {cfg.executor.rate_hz} Hz, mode {cfg.executor.mode}, "
+                               f"{'ACTUATING' if self.actuate else 'dry run (actuate:=false)'}")
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p = pose_msg_to_array(msg.pose)
+        if np.isfinite(p).all():
+            self.measured = Target(p[None, :3], p[None, 3:], np.ones(1))
+
+    def _on_chunk(self, msg) -> None:
+        try:
+            chunk = msg_to_chunk(msg)
+        except ValueError as exc:
+            self.executor.counters["refused_chunk: malformed"] += 1
+            self.get_logger().warning(f"refused chunk: {exc}", throttle_duration_sec=2.0)
+            return
+        reasons = self.executor.on_chunk(chunk, self.now_s(), self.measured)
+        if reasons:
+            self.get_logger().warning(f"refused chunk {chunk.seq}: {'; '.join(reasons)}", throttle_duration_sec=2.0)
+        else:
+            self._newest_chunk = chunk
+
+    def _controller_has_other_publishers(self) -> bool:
+        return any(self.count_publishers(t) > 1 for t in self.adapter.controller_topics())
+
+    def _tick(self) -> None:
+        now = self.now_s()
+        cmd = self.executor.tick(now)
+        c = self._newest_chunk
+        if c is not None and self._consumed_seq != c.seq and now >= step_times(c)[-1] - c.dt_s:
+            self._consumed_seq = c.seq
+            self.consumed_pub.publish(UInt64(data=int(c.seq)))
+        if cmd.kind != "move":
+            self.last_command = cmd
+            return
+        arr = PoseArray()
+        arr.header.stamp, arr.header.frame_id = self.get_clock().now().to_msg(), self.cfg.executor.base_frame
+        arr.poses = [array_to_pose_msg(np.r_[cmd.target.position_m[a], cmd.target.quat_xyzw[a]])
+                     for a in range(len(cmd.target.gripper))]
+        self.commanded_pub.publish(arr)
+        self.last_command = cmd
+        if self.adapter is None:
+            return
+        if self._controller_has_other_publishers():
+            self.refused_second_publisher += 1
+            self.executor.counters["refused_second_publisher"] += 1
+            topics = self.adapter.controller_topics()
+            self.get_logger().error(f"refusing to actuate: another node publishes on {topics}",
+                                    throttle_duration_sec=2.0)
+            return
+        self.adapter.send(cmd.target, now)
+
+    def _diagnostics(self) -> None:
+        c = self.executor.counters
+        state = "estop" if self.executor.estopped else "paused" if self.executor.paused else (
+            self.last_command.kind if self.last_command else "idle")
+        level = "error" if self.executor.estopped or c["refused_second_publisher"] else (
+            "warn" if state == "hold" else "ok")
+        msg = self.last_command.reason if self.last_command is not None and self.last_command.reason else state
+        self.diag_pub.publish(status_array(self, "vla_ros: executor", level, msg,
+                                           {"state": state, "actuate": self.actuate, **dict(c)}))
+
+    def _pause(self, req, resp):
+        self.executor.paused = True
+        resp.success, resp.message = True, "paused"
+        return resp
+
+    def _resume(self, req, resp):
+        self.executor.paused = False
+        resp.success, resp.message = True, "resumed"
+        return resp
+
+    def _estop(self, req, resp):
+        self.executor.estop()
+        resp.success, resp.message = True, "e-stop engaged: no command is sent until release_estop"
+        self.get_logger().error("E-STOP engaged")
+        return resp
+
+    def _release(self, req, resp):
+        self.executor.release_estop()
+        resp.success, resp.message = True, "e-stop released; waiting for a fresh chunk"
+        return resp
+
+
+def main(args=None) -> int:
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = ExecutorNode()
+    ex = MultiThreadedExecutor()
+    ex.add_node(node)
+    try:
+        ex.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

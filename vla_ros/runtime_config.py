@@ -1,0 +1,69 @@
+"""The robot YAML (config/<robot>.yaml): observation, policy node, executor and adapter sections, validated
+at start-up; an unknown key or an out-of-range value is named and the node fails to configure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vla_ros.adapters.config import AdapterConfig
+from vla_ros.core.config import check, check_range, load_yaml
+from vla_ros.core.constants import MODALITY_SETS
+from vla_ros.core.executor import ExecutorConfig
+from vla_ros.core.sync import ObservationConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+@dataclass
+class PolicyNodeConfig:
+    """Args:
+    checkpoint: local checkpoint folder. device: cpu or cuda.
+    rate_mode: "fixed_hz" (infer at rate_hz) or "on_consumed" (infer as soon as the executor reports the
+        previous chunk consumed, at most at rate_hz).
+    instruction: default instruction (the latched topic or a parameter change override it).
+    modalities: inputs the policy may use (rgb, rgbd, rgbd_pose); what is fresh decides per inference.
+    chunk_topic / consumed_topic: ActionChunk output, executor's consumed-chunk signal.
+    """
+
+    checkpoint: str = ""
+    device: str = "cpu"
+    rate_mode: str = "fixed_hz"
+    rate_hz: float = 5.0
+    instruction: str = ""
+    modalities: str = "rgbd_pose"
+    chunk_topic: str = "/vla/action_chunk"
+    consumed_topic: str = "/vla/chunk_consumed"
+
+    def __post_init__(self):
+        check(self.device in ("cpu", "cuda"), "device", self.device, "expected cpu or cuda")
+        check(self.rate_mode in ("fixed_hz", "on_consumed"), "rate_mode", self.rate_mode,
+              "expected fixed_hz or on_consumed")
+        check_range("rate_hz", self.rate_hz, 0.1, 200.0)
+        check(self.modalities in MODALITY_SETS, "modalities", self.modalities, f"one of {list(MODALITY_SETS)}")
+
+
+@dataclass
+class RuntimeConfig:
+    robot: str = "franka"
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    policy: PolicyNodeConfig = field(default_factory=PolicyNodeConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+
+    def __post_init__(self):
+        check(self.executor.base_frame == self.observation.base_frame, "executor.base_frame",
+              self.executor.base_frame, f"must equal observation.base_frame {self.observation.base_frame!r}")
+        check(len(self.adapter.command_topics) == len(self.executor.arm_names), "adapter.command_topics",
+              self.adapter.command_topics, f"need one per arm {self.executor.arm_names}")
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """`franka` -> config/franka.yaml (installed with the package); a path is taken as is."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    return CONFIG_DIR / f"{name_or_path}.yaml"
+
+
+def load_runtime_config(name_or_path: str) -> RuntimeConfig:
+    return load_yaml(RuntimeConfig, resolve_config_path(name_or_path))
