@@ -6,6 +6,7 @@ time source of its own, so it runs identically in a node, a benchmark or a test.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -22,7 +23,6 @@ class ExecutorConfig:
     mode: "ensemble" (temporal ensembling) or "splice" (latency-compensated splicing with blending).
     ensemble_decay: exp(-decay * i) weights of overlapping chunks. blend_steps: seam blending in splice mode.
     arm_names, base_frame: what chunks must carry.
-    dry_run: never actuate unless explicitly disabled (the node's `actuate` parameter).
     chunk_topic, measured_pose_topic: ActionChunk input, measured end-effector pose (for delta_measured).
     safety: layered limits.
     """
@@ -33,7 +33,6 @@ class ExecutorConfig:
     blend_steps: int = 3
     arm_names: list[str] = field(default_factory=lambda: ["arm"])
     base_frame: str = "base"
-    dry_run: bool = True
     chunk_topic: str = "/vla/action_chunk"
     measured_pose_topic: str = ""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
@@ -81,8 +80,8 @@ class Executor:
         if not reasons:
             reasons = validate_chunk(chunk, self.cfg.arm_names, self.cfg.base_frame, self.last_command, s)
         if reasons:
-            for r in reasons:
-                self.counters["refused_chunk: " + r.split(":")[0].split(" (")[0]] += 1
+            for r in reasons:  # count by kind: numbers stripped so the keys stay few
+                self.counters["refused_chunk: " + re.sub(r"-?\d[\d.e+-]*", "N", r.split(" (")[0])] += 1
             return reasons
         self.counters["accepted_chunks"] += 1
         self.newest_stamp_s = chunk.stamp_s

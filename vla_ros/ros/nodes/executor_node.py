@@ -39,7 +39,7 @@ class ExecutorNode(Node):
         cfg = config or load_runtime_config(self.get_parameter("config").value)
         self.cfg = cfg
         self.actuate = bool(self.get_parameter("actuate").value)  # explicit opt-in; dry run otherwise
-        self.executor = Executor(cfg.executor)
+        self.core = Executor(cfg.executor)
         self.measured: Target | None = None
         self.refused_second_publisher = 0
         self._consumed_seq: int | None = None
@@ -76,10 +76,10 @@ class ExecutorNode(Node):
         try:
             chunk = msg_to_chunk(msg)
         except ValueError as exc:
-            self.executor.counters["refused_chunk: malformed"] += 1
+            self.core.counters["refused_chunk: malformed"] += 1
             self.get_logger().warning(f"refused chunk: {exc}", throttle_duration_sec=2.0)
             return
-        reasons = self.executor.on_chunk(chunk, self.now_s(), self.measured)
+        reasons = self.core.on_chunk(chunk, self.now_s(), self.measured)
         if reasons:
             self.get_logger().warning(f"refused chunk {chunk.seq}: {'; '.join(reasons)}", throttle_duration_sec=2.0)
         else:
@@ -90,7 +90,7 @@ class ExecutorNode(Node):
 
     def _tick(self) -> None:
         now = self.now_s()
-        cmd = self.executor.tick(now)
+        cmd = self.core.tick(now)
         c = self._newest_chunk
         if c is not None and self._consumed_seq != c.seq and now >= step_times(c)[-1] - c.dt_s:
             self._consumed_seq = c.seq
@@ -108,7 +108,7 @@ class ExecutorNode(Node):
             return
         if self._controller_has_other_publishers():
             self.refused_second_publisher += 1
-            self.executor.counters["refused_second_publisher"] += 1
+            self.core.counters["refused_second_publisher"] += 1
             topics = self.adapter.controller_topics()
             self.get_logger().error(f"refusing to actuate: another node publishes on {topics}",
                                     throttle_duration_sec=2.0)
@@ -116,33 +116,33 @@ class ExecutorNode(Node):
         self.adapter.send(cmd.target, now)
 
     def _diagnostics(self) -> None:
-        c = self.executor.counters
-        state = "estop" if self.executor.estopped else "paused" if self.executor.paused else (
+        c = self.core.counters
+        state = "estop" if self.core.estopped else "paused" if self.core.paused else (
             self.last_command.kind if self.last_command else "idle")
-        level = "error" if self.executor.estopped or c["refused_second_publisher"] else (
+        level = "error" if self.core.estopped or c["refused_second_publisher"] else (
             "warn" if state == "hold" else "ok")
         msg = self.last_command.reason if self.last_command is not None and self.last_command.reason else state
         self.diag_pub.publish(status_array(self, "vla_ros: executor", level, msg,
                                            {"state": state, "actuate": self.actuate, **dict(c)}))
 
     def _pause(self, req, resp):
-        self.executor.paused = True
+        self.core.paused = True
         resp.success, resp.message = True, "paused"
         return resp
 
     def _resume(self, req, resp):
-        self.executor.paused = False
+        self.core.paused = False
         resp.success, resp.message = True, "resumed"
         return resp
 
     def _estop(self, req, resp):
-        self.executor.estop()
+        self.core.estop()
         resp.success, resp.message = True, "e-stop engaged: no command is sent until release_estop"
         self.get_logger().error("E-STOP engaged")
         return resp
 
     def _release(self, req, resp):
-        self.executor.release_estop()
+        self.core.release_estop()
         resp.success, resp.message = True, "e-stop released; waiting for a fresh chunk"
         return resp
 

@@ -1,0 +1,101 @@
+"""A fake robot for ROS tests: publishes what a real robot's drivers publish, for any robot config."""
+from __future__ import annotations
+
+import numpy as np
+
+from vla_ros.core.camera import intrinsics_from_fields
+from vla_ros.runtime_config import RuntimeConfig
+
+OPTICAL = "camera_color_optical_frame"
+
+
+class FakeRobot:
+    def __init__(self, node, cfg: RuntimeConfig, instruction: str = "pick up the red block", size=(48, 64)):
+        from geometry_msgs.msg import TransformStamped
+        from sensor_msgs.msg import CameraInfo, Image, JointState
+        from std_msgs.msg import String
+        from tf2_msgs.msg import TFMessage
+
+        from vla_ros.ros import qos
+        from vla_ros.ros.tf import STATIC_QOS
+
+        self.node, self.cfg, self.h, self.w = node, cfg, *size
+        cam = cfg.observation.cameras[0]
+        self.rgb = node.create_publisher(Image, cam.rgb_topic, qos.SENSOR)
+        self.depth = node.create_publisher(Image, cam.depth_topic, qos.SENSOR) if cam.depth_topic else None
+        self.info = node.create_publisher(CameraInfo, cam.info_topic, qos.SENSOR)
+        self.joints = node.create_publisher(JointState, cfg.observation.joint_topic, qos.SENSOR)
+        self.instr = node.create_publisher(String, cfg.observation.instruction_topic, qos.LATCHED)
+        self.tf_static = node.create_publisher(TFMessage, "/tf_static", STATIC_QOS)
+        from geometry_msgs.msg import PoseStamped
+
+        ee = cfg.observation.ee_pose_topic or cfg.executor.measured_pose_topic
+        self.ee = node.create_publisher(PoseStamped, ee, qos.SENSOR) if ee else None
+        self.instr.publish(String(data=instruction))
+        t = TransformStamped()
+        t.header.frame_id, t.child_frame_id = cfg.observation.base_frame, OPTICAL
+        t.transform.translation.x, t.transform.translation.z = 0.9, 0.6
+        t.transform.rotation.x, t.transform.rotation.y = 0.0, 1.0  # looking down at the table
+        self.tf_static.publish(TFMessage(transforms=[t]))
+        self.published = []
+
+    def publish(self) -> float:
+        from sensor_msgs.msg import JointState
+
+        from vla_ros.ros.msg_conversions import array_to_image_msg, intrinsics_to_camera_info_msg, s_to_stamp
+
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        rgb = np.zeros((self.h, self.w, 3), np.uint8)
+        rgb[10:20, 20:30, 0] = 255
+        self.rgb.publish(array_to_image_msg(rgb, "rgb8", now, OPTICAL))
+        if self.depth is not None:
+            self.depth.publish(array_to_image_msg(np.full((self.h, self.w), 0.6, np.float32), "16UC1", now, OPTICAL))
+        f = 0.8 * self.w
+        intr = intrinsics_from_fields([f, 0, (self.w - 1) / 2, 0, f, (self.h - 1) / 2, 0, 0, 1], [], self.w, self.h)
+        self.info.publish(intrinsics_to_camera_info_msg(intr, now, OPTICAL))
+        names = self.cfg.observation.joint_names
+        js = JointState(name=list(names), position=[0.0] * len(names))
+        js.header.stamp = s_to_stamp(now)
+        self.joints.publish(js)
+        if self.ee is not None:
+            from geometry_msgs.msg import PoseStamped
+
+            pose = PoseStamped()
+            pose.header.stamp, pose.header.frame_id = s_to_stamp(now), self.cfg.observation.base_frame
+            pose.pose.position.x, pose.pose.position.z, pose.pose.orientation.x = 0.5, 0.3, 1.0
+            self.ee.publish(pose)
+        self.published.append(now)
+        return now
+
+
+def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "baseline") -> str:
+    import torch
+
+    from vla_ros.policies.factory import make_policy, save_checkpoint, tiny_config
+
+    torch.manual_seed(0)
+    pc = tiny_config(method, arm_names=list(cfg.executor.arm_names), proprio_dim=len(cfg.observation.joint_names),
+                     camera_names=[cfg.observation.cameras[0].name],
+                     rotation_ref_quat_xyzw=[1.0, 0.0, 0.0, 0.0] if cfg.robot != "widowx" else [0.0, 0.0, 0.0, 1.0])
+    out = tmp_path / f"ckpt_{cfg.robot}_{method}"
+    save_checkpoint(make_policy(pc, workspace_norm_stats(pc, cfg)), out)
+    return str(out)
+
+
+def workspace_norm_stats(pc, cfg: RuntimeConfig):
+    """Norm stats whose action range is the middle of the robot's workspace, so an untrained policy's
+    outputs (near the centre of the normalized range) are plausible targets there."""
+    from vla_ros.core.actions import poses_to_actions
+    from vla_ros.core.normalize import NormStats
+
+    rng = np.random.default_rng(0)
+    lo, hi = np.asarray(cfg.executor.safety.workspace_min_m), np.asarray(cfg.executor.safety.workspace_max_m)
+    mid, half = (lo + hi) / 2, (hi - lo) / 8
+    n, A = 256, len(pc.arm_names)
+    pos = mid + rng.uniform(-1, 1, (n, A, 3)) * half
+    quat = np.tile(np.asarray(pc.rotation_ref_quat_xyzw, float), (n, A, 1))
+    act = poses_to_actions(pos, quat, rng.uniform(0, 1, (n, A)), pc.rotation_ref_quat_xyzw).reshape(n, -1)
+    act[:, 3::7] += rng.normal(0, 0.01, (n, A))
+    mask = np.ones(act.shape[1], bool)
+    mask[6::7] = False
+    return NormStats.from_arrays({"action": act, "proprio": rng.normal(0, 0.1, (n, pc.proprio_dim))}, {"action": mask})

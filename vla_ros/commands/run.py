@@ -1,0 +1,50 @@
+"""`vla-ros run --robot franka --checkpoint CKPT --instruction "..." [--actuate]`: the policy node, the executor
+and the adapter of one robot in one process (what `ros2 launch vla_ros <robot>.launch.py` starts)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+HELP = "start policy node + executor + adapter for a robot in one process"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--robot", default="franka", help="config name (franka, widowx, agilex, sim_franka) or YAML")
+    parser.add_argument("--checkpoint", default="", help="local checkpoint folder")
+    parser.add_argument("--instruction", default="")
+    parser.add_argument("--device", default="", choices=("", "cpu", "cuda"), help="override the YAML's device")
+    parser.add_argument("--actuate", action="store_true", help="send commands to the controller (default: dry run)")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+
+
+def run(args) -> int:
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    import rclpy
+
+    from vla_ros.core.config import ConfigError
+    from vla_ros.ros.launch_set import RobotStack
+
+    rclpy.init()
+    try:
+        stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device)
+    except (ConfigError, ImportError) as exc:
+        print(f"vla-ros run: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    if not stack.start():
+        print(f"vla-ros run: policy node failed to configure: {stack.policy.last_error}", file=sys.stderr)
+        stack.stop()
+        rclpy.try_shutdown()
+        return 1
+    print(f"vla-ros run: {args.robot} running ({'ACTUATING' if args.actuate else 'dry run'}); Ctrl-C to stop")
+    try:
+        t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+        while time.monotonic() < t_end:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,244 @@
+"""Policy node (GPU side), a lifecycle node: `configure` loads the YAML and the checkpoint, `activate` starts
+inference on a worker thread (never in a sensor callback), `deactivate` stops publishing, `cleanup` frees the
+model and GPU memory. A bad checkpoint or config fails `configure` with a clear error; the node stays up,
+unconfigured, and can be configured again.
+
+Publishes vla_ros/ActionChunk stamped with the observation time, and /diagnostics (latency, rates, dropped and
+stale observations with their reasons, modality used). The instruction comes from the latched topic, the
+`instruction` parameter, or a change of that parameter at run time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from std_msgs.msg import UInt64
+
+from vla_ros.core.config import ConfigError, from_dict, to_dict
+from vla_ros.core.constants import MODALITY_SETS
+from vla_ros.msg import ActionChunk as ActionChunkMsg
+from vla_ros.ros import qos
+from vla_ros.ros.chunk_msg import chunk_to_msg
+from vla_ros.ros.diagnostics import status_array
+from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self, config: RuntimeConfig | None = None, **kwargs):
+        super().__init__("vla_policy", **kwargs)
+        self._given_config = config
+        p = self.declare_parameter
+        p("config", "franka", ParameterDescriptor(description="robot config name or YAML path", read_only=True))
+        p("checkpoint", "", ParameterDescriptor(description="local checkpoint folder (overrides the YAML)"))
+        p("instruction", "", ParameterDescriptor(description="task instruction; may be changed at run time"))
+        p("device", "", ParameterDescriptor(description="cpu or cuda (overrides the YAML)"))
+        p("modalities", "", ParameterDescriptor(description="rgb | rgbd | rgbd_pose (overrides the YAML)"))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.chunk_pub = None
+        self.policy = None
+        self.frontend = None
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._consumed = threading.Event()
+        self._entities = []
+        self.stats: Counter[str] = Counter()
+        self.latency_s: deque[float] = deque(maxlen=200)
+        self.model_s: deque[float] = deque(maxlen=200)
+        self.publish_times: deque[float] = deque(maxlen=50)
+        self.last_reasons: list[str] = []
+        self.last_modalities: tuple[str, ...] = ()
+        self.last_error = ""
+        self.seq = 0
+
+    # --- parameters ---------------------------------------------------------------------------------
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name == "modalities" and prm.value and prm.value not in MODALITY_SETS:
+                allowed = list(MODALITY_SETS)
+                return SetParametersResult(successful=False, reason=f"modalities: expected one of {allowed}")
+            if prm.name == "device" and prm.value not in ("", "cpu", "cuda"):
+                return SetParametersResult(successful=False, reason="device: expected cpu or cuda")
+            if prm.name == "instruction" and self.frontend is not None and prm.value:
+                self.frontend.set_instruction(prm.value)
+        return SetParametersResult(successful=True)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # a bad file must leave the node alive and unconfigured
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self.last_error}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        from vla_ros.policies.factory import load_policy
+        from vla_ros.ros.observation_frontend import ObservationFrontend
+
+        cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
+        overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities")}
+        pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
+        cfg.policy = from_dict(type(cfg.policy), pol, "policy")
+        if not cfg.policy.checkpoint:
+            raise ConfigError("policy.checkpoint: no checkpoint given (parameter `checkpoint` or the YAML)")
+        self.cfg = cfg
+        if cfg.policy.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("policy.device: cuda is configured but torch sees no CUDA device (use device:=cpu)")
+        self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device)
+        pc = self.policy.config
+        if list(pc.arm_names) != list(cfg.executor.arm_names):
+            raise ConfigError(f"checkpoint arms {pc.arm_names} != robot arms {cfg.executor.arm_names}")
+        if pc.proprio_dim != len(cfg.observation.joint_names):
+            raise ConfigError(f"checkpoint proprio_dim {pc.proprio_dim} != {len(cfg.observation.joint_names)} "
+                              "configured joints")
+        sensors = ReentrantCallbackGroup()
+        before = set(self.subscriptions)
+        self.frontend = ObservationFrontend(self, cfg.observation, sensors)
+        if cfg.policy.instruction:
+            self.frontend.set_instruction(cfg.policy.instruction)
+        self.chunk_pub = self.create_lifecycle_publisher(ActionChunkMsg, cfg.policy.chunk_topic, qos.RELIABLE)
+        self._entities += [self.create_subscription(UInt64, cfg.policy.consumed_topic, lambda m: self._consumed.set(),
+                                                    qos.RELIABLE, callback_group=sensors),
+                           self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())]
+        self._entities += list(set(self.subscriptions) - before - set(self._entities))
+        self.get_logger().info(f"configured: {self.policy.method} from {cfg.policy.checkpoint} on {cfg.policy.device}")
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._loop, name="vla_inference", daemon=True)
+        self._worker.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_worker()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        self._consumed.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def _release(self) -> None:
+        """Drop the model, subscriptions and publishers; free GPU memory."""
+        self.frontend = None
+        for ent in self._entities:
+            if hasattr(ent, "cancel"):
+                ent.cancel()
+                self.destroy_timer(ent)
+            else:
+                self.destroy_subscription(ent)
+        self._entities = []
+        if getattr(self, "chunk_pub", None) is not None:
+            self.destroy_lifecycle_publisher(self.chunk_pub)
+            self.chunk_pub = None
+        if self.policy is not None:
+            device = str(next(self.policy.parameters()).device)
+            self.policy = None
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+
+    # --- inference ----------------------------------------------------------------------------------
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _loop(self) -> None:
+        period = 1.0 / self.cfg.policy.rate_hz
+        on_consumed = self.cfg.policy.rate_mode == "on_consumed"
+        horizon_s = self.policy.config.horizon * self.policy.config.dt_s
+        next_t = time.monotonic()
+        last_stamp = None
+        while not self._stop.is_set():
+            if on_consumed and self.seq > 0:
+                self._consumed.wait(timeout=horizon_s)  # the executor says when; fall back to the chunk length
+                self._consumed.clear()
+            delay = next_t - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            next_t = max(next_t + period, time.monotonic())
+            obs = self.frontend.latest(self.now_s())
+            self.last_reasons = obs.reasons
+            if not obs.valid:
+                self.stats["invalid_observations"] += 1
+                continue
+            if last_stamp is not None and obs.stamp_s <= last_stamp:
+                self.stats["repeated_observations"] += 1
+                continue
+            last_stamp = obs.stamp_s
+            try:
+                chunk = self.policy.infer(obs, MODALITY_SETS[self.cfg.policy.modalities])
+            except Exception as exc:
+                self.stats["inference_errors"] += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.get_logger().error(f"inference failed: {self.last_error}", throttle_duration_sec=2.0)
+                continue
+            chunk.seq = self.seq
+            self.seq += 1
+            msg = chunk_to_msg(chunk, self.cfg.observation.base_frame)
+            if self.chunk_pub is not None:
+                self.chunk_pub.publish(msg)
+            now = self.now_s()
+            self.latency_s.append(now - obs.stamp_s)
+            self.model_s.append(chunk.inference_latency_s)
+            self.publish_times.append(now)
+            self.last_modalities = chunk.modalities
+            self.stats["chunks"] += 1
+            self.stats["modality_" + "+".join(chunk.modalities)] += 1
+
+    def _diagnostics(self) -> None:
+        rate = 0.0
+        if len(self.publish_times) > 1:
+            rate = (len(self.publish_times) - 1) / max(self.publish_times[-1] - self.publish_times[0], 1e-9)
+        values = {"chunks": self.stats["chunks"], "rate_hz": rate,
+                  "latency_ms_median": 1e3 * float(np.median(self.latency_s)) if self.latency_s else float("nan"),
+                  "model_ms_median": 1e3 * float(np.median(self.model_s)) if self.model_s else float("nan"),
+                  "modalities": "+".join(self.last_modalities), **{k: v for k, v in self.stats.items()}}
+        if self.frontend is not None:
+            values.update({f"rejected/{k}": v for k, v in self.frontend.rejected.items()})
+        level = "ok" if not self.last_reasons else "warn"
+        self.diag_pub.publish(status_array(self, "vla_ros: policy", level, "; ".join(self.last_reasons) or "ok",
+                                           values))
+
+
+def main(args=None) -> int:
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = PolicyNode()
+    ex = MultiThreadedExecutor()
+    ex.add_node(node)
+    try:
+        ex.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
