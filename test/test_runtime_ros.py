@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rosfixtures import FakeRobot, tiny_checkpoint
 
 from vla_ros.core.config import from_dict, to_dict
+from vla_ros.ros.synthetic_robot import SyntheticRobot as FakeRobot
+from vla_ros.ros.synthetic_robot import tiny_checkpoint
 from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
 
 pytestmark = pytest.mark.ros

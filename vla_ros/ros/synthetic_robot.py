@@ -1,4 +1,5 @@
-"""A fake robot for ROS tests: publishes what a real robot's drivers publish, for any robot config."""
+"""A synthetic robot: publishes what a real robot's drivers publish (camera, depth, CameraInfo, joints,
+end-effector pose, /tf_static, instruction) for any robot config. Used by tests, `vla-ros smoke` and benchmarks."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from vla_ros.runtime_config import RuntimeConfig
 OPTICAL = "camera_color_optical_frame"
 
 
-class FakeRobot:
+class SyntheticRobot:
     def __init__(self, node, cfg: RuntimeConfig, instruction: str = "pick up the red block", size=(48, 64)):
         from geometry_msgs.msg import TransformStamped
         from sensor_msgs.msg import CameraInfo, Image, JointState

@@ -1,0 +1,134 @@
+"""Every safety layer on the live executor node over DDS: workspace clamp counted, NaN chunk refused, hold when
+chunks stop, e-stop stops the output, dry run publishes nothing to the controller, a second publisher on the
+controller topic makes it refuse to actuate."""
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
+
+from vla_ros.core.types import ActionChunk
+from vla_ros.ros.chunk_msg import chunk_to_msg
+from vla_ros.runtime_config import load_runtime_config
+
+pytestmark = pytest.mark.ros
+DOWN = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+class Rig:
+    def __init__(self, ctx, actuate=True):
+        from vla_ros.msg import ActionChunk as ActionChunkMsg
+        from vla_ros.ros.nodes.executor_node import ExecutorNode
+
+        self.cfg = load_runtime_config("franka")
+        self.node = ExecutorNode(self.cfg, context=ctx, parameter_overrides=[Parameter("actuate", value=actuate)])
+        self.io = rclpy.create_node("executor_test_io", context=ctx)
+        self.chunks = self.io.create_publisher(ActionChunkMsg, self.cfg.executor.chunk_topic, 10)
+        self.targets, self.commanded = [], []
+        self.io.create_subscription(PoseStamped, "/target_pose", self.targets.append, 100)
+        self.io.create_subscription(PoseArray, "/vla_executor/commanded", self.commanded.append, 100)
+        self.ex = MultiThreadedExecutor(context=ctx)
+        self.ex.add_node(self.node)
+        self.ex.add_node(self.io)
+        self.seq = 0
+
+    def now(self):
+        return self.io.get_clock().now().nanoseconds * 1e-9
+
+    def send(self, x=0.5, z=0.3, nan=False):
+        T = 8
+        pos = np.tile([x, 0.0, z], (T, 1, 1)).astype(float)
+        if nan:
+            pos[3, 0, 1] = np.nan
+        c = ActionChunk(stamp_s=self.now(), dt_s=0.1, frame_id="fr3_link0", arm_names=["arm"], position_m=pos,
+                        quat_xyzw=np.tile(DOWN, (T, 1, 1)), gripper=np.ones((T, 1)), seq=self.seq)
+        self.seq += 1
+        self.chunks.publish(chunk_to_msg(c))
+
+    def spin(self, seconds, feed=None, period=0.2):
+        end, next_feed = time.monotonic() + seconds, 0.0
+        while time.monotonic() < end:
+            if feed and time.monotonic() >= next_feed:
+                feed()
+                next_feed = time.monotonic() + period
+            self.ex.spin_once(timeout_sec=0.01)
+
+    def call(self, name):
+        cli = self.io.create_client(Trigger, f"/vla_executor/{name}")
+        assert cli.wait_for_service(timeout_sec=5.0)
+        fut = cli.call_async(Trigger.Request())
+        end = time.monotonic() + 5
+        while not fut.done() and time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.01)
+        return fut.result()
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+        self.io.destroy_node()
+
+
+@pytest.fixture
+def rig(ros_context, robot_interfaces):
+    r = Rig(ros_context)
+    yield r
+    r.close()
+
+
+def test_workspace_clamp_is_counted_and_output_stays_inside(rig):
+    rig.spin(2.0, feed=lambda: rig.send(z=-0.2))  # below the table
+    assert rig.targets, "no command reached the controller topic"
+    z = [m.pose.position.z for m in rig.targets]
+    assert min(z) >= rig.cfg.executor.safety.workspace_min_m[2] - 1e-9
+    assert rig.node.core.counters["clamp_workspace"] > 0
+
+
+def test_nan_chunk_is_refused(rig):
+    rig.spin(1.0, feed=lambda: rig.send(nan=True))
+    assert not rig.targets and not rig.commanded
+    assert sum(v for k, v in rig.node.core.counters.items() if "non-finite" in k) > 0
+
+
+def test_hold_within_timeout_when_chunks_stop(rig):
+    rig.spin(1.0, feed=rig.send)
+    assert rig.targets
+    rig.spin(rig.cfg.executor.safety.chunk_timeout_s + 0.2)  # policy stops publishing
+    n = len(rig.targets)
+    rig.spin(0.6)
+    assert len(rig.targets) == n, "executor kept commanding after the chunk timeout"
+    assert rig.node.core.counters["hold_timeout"] > 0
+
+
+def test_estop_stops_output(rig):
+    rig.spin(1.0, feed=rig.send)
+    assert rig.targets
+    assert rig.call("estop").success
+    n = len(rig.targets)
+    rig.spin(1.0, feed=rig.send)
+    assert len(rig.targets) == n
+    assert rig.call("release_estop").success
+    rig.spin(1.0, feed=rig.send)
+    assert len(rig.targets) > n
+
+
+def test_second_publisher_on_controller_topic_refuses_actuation(rig):
+    other = rig.io.create_publisher(PoseStamped, "/target_pose", 10)  # e.g. a teleop node left running
+    rig.spin(1.5, feed=rig.send)
+    assert not rig.targets
+    assert rig.node.core.counters["refused_second_publisher"] > 0
+    rig.io.destroy_publisher(other)
+
+
+def test_dry_run_publishes_nothing_to_the_controller(ros_context, robot_interfaces):
+    r = Rig(ros_context, actuate=False)
+    try:
+        r.spin(1.5, feed=r.send)
+        assert r.commanded, "the executor should still compute and report its commands"
+        assert not r.targets
+        assert r.node.count_publishers("/target_pose") == 0
+    finally:
+        r.close()
