@@ -1,80 +1,82 @@
-"""`vla-ros smoke`: an end-to-end ROS 2 round trip on loopback DDS, in one process.
+"""`vla-ros smoke`: the whole runtime on loopback DDS in one process, with no robot.
 
-A "robot" node publishes RGB, depth, CameraInfo, joint states and an ActionChunk; a "policy side" node
-receives them. Prints what arrived and the publish -> receive latency per topic, and exits non-zero
-if any topic stayed silent. It checks an install before the heavier `vla-ros demo`.
+A synthetic robot publishes camera, aligned depth, CameraInfo, joint states, the end-effector pose, /tf_static
+and an instruction, as a Franka's drivers would. The real policy node (a tiny model built on the spot, or
+`--checkpoint`) turns them into ActionChunks and the real executor plays them (dry run) through the Franka
+adapter's safety layers. Prints chunk rate, observation-stamp -> chunk latency, model time, command rate and
+the executor's counters as JSON; exits non-zero if any stage stayed silent.
 """
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
 
 HELP = "end-to-end ROS 2 smoke run over loopback DDS"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--messages", type=int, default=20, help="messages per topic")
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for everything")
-
-
-def _messages(i: int, now):
-    import numpy as np
-    from geometry_msgs.msg import Pose
-    from sensor_msgs.msg import CameraInfo, Image, JointState
-
-    from vla_ros.msg import ActionChunk
-
-    h, w = 48, 64
-    rgb = np.full((h, w, 3), i % 255, np.uint8)
-    depth_mm = np.full((h, w), 800 + i, np.uint16)
-    img = Image(height=h, width=w, encoding="rgb8", step=w * 3, data=rgb.tobytes())
-    depth = Image(height=h, width=w, encoding="16UC1", step=w * 2, data=depth_mm.tobytes())
-    info = CameraInfo(height=h, width=w, k=[50.0, 0.0, w / 2, 0.0, 50.0, h / 2, 0.0, 0.0, 1.0])
-    joints = JointState(name=[f"joint{j}" for j in range(7)], position=[0.1 * i] * 7)
-    chunk = ActionChunk(horizon=1, dt_s=0.1, arm_names=["arm"], poses=[Pose()], gripper=[1.0], sequence_id=i)
-    for m in (img, depth, info, joints, chunk):
-        m.header.stamp = now
-    return {"/camera/color/image_raw": img, "/camera/aligned_depth_to_color/image_raw": depth,
-            "/camera/color/camera_info": info, "/joint_states": joints, "/vla/action_chunk": chunk}
+    parser.add_argument("--robot", default="franka", help="robot config (franka, widowx, agilex)")
+    parser.add_argument("--checkpoint", default="", help="checkpoint folder (default: a tiny untrained model)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="how long to run")
+    parser.add_argument("--method", default="falcon", help="method of the tiny model")
 
 
 def run(args) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
+    from geometry_msgs.msg import PoseArray
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.time import Time
 
+    from vla_ros.msg import ActionChunk
+    from vla_ros.ros.launch_set import RobotStack
+    from vla_ros.ros.msg_conversions import stamp_to_s
+    from vla_ros.ros.synthetic_robot import SyntheticRobot, tiny_checkpoint
+    from vla_ros.runtime_config import load_runtime_config
+
+    cfg = load_runtime_config(args.robot)
+    ckpt = args.checkpoint or tiny_checkpoint(Path(tempfile.mkdtemp(prefix="vla_smoke_")), cfg, args.method)
     rclpy.init()
-    robot, policy = rclpy.create_node("vla_smoke_robot"), rclpy.create_node("vla_smoke_policy")
-    sample = _messages(0, robot.get_clock().now().to_msg())
-    pubs = {t: robot.create_publisher(type(m), t, 10) for t, m in sample.items()}
-    latency = {t: [] for t in sample}
-
-    def on_msg(topic):
-        def cb(msg):
-            sent = Time.from_msg(msg.header.stamp).nanoseconds
-            latency[topic].append((policy.get_clock().now().nanoseconds - sent) / 1e6)
-        return cb
-
-    for t, m in sample.items():
-        policy.create_subscription(type(m), t, on_msg(t), 10)
+    robot_node = rclpy.create_node("vla_smoke_robot")
+    robot = SyntheticRobot(robot_node, cfg)
+    chunks, commanded = [], []
+    robot_node.create_subscription(ActionChunk, cfg.policy.chunk_topic,
+                                   lambda m: chunks.append((robot_node.get_clock().now().nanoseconds * 1e-9, m)), 50)
+    robot_node.create_subscription(PoseArray, "/vla_executor/commanded",
+                                   lambda m: commanded.append(stamp_to_s(m.header.stamp)), 200)
+    stack = RobotStack(cfg, checkpoint=ckpt, actuate=False, device="cpu")
+    ok = stack.start()
     ex = SingleThreadedExecutor()
-    ex.add_node(robot)
-    ex.add_node(policy)
-    sent, deadline = 0, time.monotonic() + args.timeout
-    while time.monotonic() < deadline and min(len(v) for v in latency.values()) < args.messages:
-        if sent < args.messages * 3:
-            for t, m in _messages(sent, robot.get_clock().now().to_msg()).items():
-                pubs[t].publish(m)
-            sent += 1
-        ex.spin_once(timeout_sec=0.02)
-    summary = {t: {"received": len(v), "median_latency_ms": round(sorted(v)[len(v) // 2], 3) if v else None}
-               for t, v in latency.items()}
-    ok = all(len(v) > 0 for v in latency.values())
-    print(json.dumps({"ok": ok, "domain_id": os.environ.get("ROS_DOMAIN_ID", "0"), "topics": summary}, indent=2))
+    ex.add_node(robot_node)
+    end = time.monotonic() + args.seconds
+    while ok and time.monotonic() < end:
+        robot.publish()
+        stop = time.monotonic() + 1.0 / 15
+        while time.monotonic() < stop:
+            ex.spin_once(timeout_sec=0.005)
+    counters = dict(stack.executor_node.core.counters)
+    model_ms = [1e3 * m.inference_latency_s for _, m in chunks]
+    latency_ms = [1e3 * (t - stamp_to_s(m.header.stamp)) for t, m in chunks]
+    gaps = np.diff(commanded) if len(commanded) > 2 else np.array([np.nan])
+    report = {
+        "ok": bool(ok and chunks and commanded),
+        "robot": cfg.robot, "checkpoint": ckpt, "policy_error": stack.policy.last_error,
+        "domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
+        "chunks": len(chunks), "chunk_rate_hz": len(chunks) / args.seconds,
+        "obs_to_chunk_ms_median": float(np.median(latency_ms)) if latency_ms else None,
+        "model_ms_median": float(np.median(model_ms)) if model_ms else None,
+        "modalities": list(chunks[-1][1].modalities) if chunks else [],
+        "commands": len(commanded), "command_rate_hz": float(1.0 / np.median(gaps)) if len(commanded) > 2 else 0.0,
+        "target_rate_hz": cfg.executor.rate_hz, "executor_counters": counters,
+        "observation_reasons": stack.policy.last_reasons,
+    }
     ex.shutdown()
-    robot.destroy_node()
-    policy.destroy_node()
-    rclpy.shutdown()
-    return 0 if ok else 1
+    stack.stop()
+    robot_node.destroy_node()
+    rclpy.try_shutdown()
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1

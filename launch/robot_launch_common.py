@@ -1,0 +1,36 @@
+"""Shared launch description: policy node (lifecycle, auto configure + activate) + executor/adapter of one robot.
+
+Arguments: checkpoint, instruction, config (robot YAML name or path), actuate (default false = dry run),
+device. Included by <robot>.launch.py with the robot's config.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
+
+
+def robot_launch(default_config: str) -> LaunchDescription:
+    args = [
+        DeclareLaunchArgument("config", default_value=default_config, description="robot YAML (name or path)"),
+        DeclareLaunchArgument("checkpoint", description="local checkpoint folder"),
+        DeclareLaunchArgument("instruction", default_value="", description="task instruction"),
+        DeclareLaunchArgument("actuate", default_value="false", description="send commands to the controller"),
+        DeclareLaunchArgument("device", default_value="", description="cpu or cuda (default: the YAML's)"),
+    ]
+    policy = LifecycleNode(
+        package="vla_ros", executable="policy_node", name="vla_policy", namespace="", output="screen",
+        parameters=[{"config": LaunchConfiguration("config"), "checkpoint": LaunchConfiguration("checkpoint"),
+                     "instruction": LaunchConfiguration("instruction"), "device": LaunchConfiguration("device")}])
+    executor = Node(package="vla_ros", executable="executor_node", name="vla_executor", output="screen",
+                    parameters=[{"config": LaunchConfiguration("config"), "actuate": LaunchConfiguration("actuate")}])
+    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
+                                            transition_id=Transition.TRANSITION_CONFIGURE))
+    activate = RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=policy, goal_state="inactive",
+        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
+                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
+    return LaunchDescription([*args, policy, executor, activate, configure])
