@@ -3,7 +3,6 @@
 Arguments: checkpoint, instruction, config (robot YAML name or path), actuate (default false = dry run),
 device. Included by <robot>.launch.py with the robot's config.
 """
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
@@ -11,6 +10,8 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
+
+from launch import LaunchDescription
 
 
 def robot_launch(default_config: str) -> LaunchDescription:
