@@ -114,3 +114,21 @@ def test_depth_round_trip(h, w, enc, seed):
     depth = np.round(np.random.default_rng(seed).uniform(0, 10, (h, w)), 3).astype(np.float32)
     f = array_to_image_fields(depth, enc)
     np.testing.assert_allclose(image_to_array(**{k: f[k] for k in fields(0, 0, 0, 0, 0)}), depth, atol=6e-4)
+
+
+@pytest.mark.parametrize("enc", ["16UC1", "32FC1"])
+def test_depth_and_validity_fast_path_matches_clean_depth(enc):
+    from vla_ros.core.depth import clean_depth
+    from vla_ros.core.image import depth_and_validity
+
+    d = np.array([[0.0, 0.5], [1.25, 3.0]], np.float32)
+    if enc == "32FC1":
+        d[0, 1] = np.nan
+    f = array_to_image_fields(d, enc)
+    depth, valid = depth_and_validity(**{k: f[k] for k in fields(0, 0, 0, 0, 0)})
+    ref_d, ref_v = clean_depth(image_to_array(**{k: f[k] for k in fields(0, 0, 0, 0, 0)}))
+    np.testing.assert_array_equal(valid, ref_v)
+    np.testing.assert_allclose(depth, ref_d)
+    with pytest.raises(ImageFormatError, match="encoding"):
+        g = array_to_image_fields(np.zeros((2, 2, 3), np.uint8), "rgb8")
+        depth_and_validity(**{k: g[k] for k in fields(0, 0, 0, 0, 0)})

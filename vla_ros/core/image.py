@@ -81,9 +81,19 @@ def depth_to_metres(encoding: str, height: int, width: int, step: int, is_bigend
     px = raw_view(encoding, height, width, step, is_bigendian, data)[..., 0]
     if encoding == "32FC1":
         return px
-    out = px.astype(np.float32)
-    out *= 1.0 / MM_PER_M
-    return out
+    return np.multiply(px, np.float32(1.0 / MM_PER_M), dtype=np.float32)
+
+
+def depth_and_validity(encoding: str, height: int, width: int, step: int, is_bigendian: bool, data
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Depth in metres with invalid pixels set to 0, and the validity mask, in as few passes as possible:
+    16UC1 cannot hold NaN, so its mask is just `!= 0`."""
+    if encoding in ("16UC1", "mono16"):
+        px = raw_view(encoding, height, width, step, is_bigendian, data)[..., 0]
+        return np.multiply(px, np.float32(1.0 / MM_PER_M), dtype=np.float32), px != 0
+    from vla_ros.core.depth import clean_depth
+
+    return clean_depth(depth_to_metres(encoding, height, width, step, is_bigendian, data))
 
 
 def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:

@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from vla_ros.core.calibration import load_calibration
-from vla_ros.core.depth import clean_depth
+from vla_ros.core.image import depth_and_validity
 from vla_ros.core.joints import JointMapper
 from vla_ros.core.sync import ObservationAssembler, ObservationConfig
 from vla_ros.core.tf_tree import TransformError
@@ -98,10 +98,8 @@ class ObservationFrontend:
             self.assembler.add_image(camera, stamp_to_s(msg.header.stamp), rgb)
 
     def _on_depth(self, camera: str, msg) -> None:
-        depth = image_msg_to_array(msg)
-        if depth.ndim != 2:
-            raise ValueError(f"encoding: {msg.encoding!r} is not a depth encoding (16UC1 or 32FC1)")
-        depth_m, valid = clean_depth(depth)
+        depth_m, valid = depth_and_validity(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian),
+                                            msg.data)
         with self._lock:
             self.assembler.add_depth(camera, stamp_to_s(msg.header.stamp), depth_m, valid)
 
