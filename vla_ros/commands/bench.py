@@ -14,7 +14,7 @@ import sys
 import time
 
 HELP = "measure the pipeline on this machine and print JSON"
-AREAS = ("observation", "policy", "endtoend", "executor", "offline")
+AREAS = ("observation", "policy", "endtoend", "executor")
 
 
 def add_arguments(parser) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 
 def pose_to_matrix(position_m: np.ndarray, quat_xyzw: np.ndarray) -> np.ndarray:
@@ -56,10 +56,19 @@ def quat_multiply(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     return canonical_quat((Rotation.from_quat(q1) * Rotation.from_quat(q2)).as_quat())
 
 
-def slerp(q0: np.ndarray, q1: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
-    """Spherical interpolation from q0 (alpha=0) to q1 (alpha=1)."""
-    rots = Rotation.from_quat(np.stack([q0, q1]))
-    return canonical_quat(Slerp([0.0, 1.0], rots)(np.clip(alpha, 0.0, 1.0)).as_quat())
+def slerp(q0: np.ndarray, q1: np.ndarray, alpha: float) -> np.ndarray:
+    """Spherical interpolation from unit quaternion q0 (alpha=0) to q1 (alpha=1), shortest path."""
+    q0, q1 = np.asarray(q0, dtype=float), np.asarray(q1, dtype=float)
+    a = float(np.clip(alpha, 0.0, 1.0))
+    d = float(np.dot(q0, q1))
+    if d < 0.0:
+        q1, d = -q1, -d
+    if d > 0.9995:  # nearly parallel: linear interpolation is exact to float precision
+        q = q0 + a * (q1 - q0)
+    else:
+        theta = np.arccos(d)
+        q = (np.sin((1 - a) * theta) * q0 + np.sin(a * theta) * q1) / np.sin(theta)
+    return canonical_quat(q)
 
 
 def euler_xyz_to_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:

@@ -1,0 +1,118 @@
+"""Executor figures: achieved command rate and inter-command jitter of the live node (rclpy timer, dry run,
+measured by a subscriber on ~/commanded), and seam size at chunk boundaries in splice and ensemble modes."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from vla_ros.bench.stats import figure, scalar
+from vla_ros.core.config import from_dict, to_dict
+from vla_ros.core.executor import Executor, ExecutorConfig
+from vla_ros.core.types import ActionChunk
+
+DOWN = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def _chunk(stamp: float, x0: float, step_m: float, horizon: int, dt: float, seq: int, offset_m: float = 0.0
+           ) -> ActionChunk:
+    x = x0 + offset_m + step_m * np.arange(1, horizon + 1)
+    pos = np.stack([x, np.zeros(horizon), np.full(horizon, 0.3)], -1)[:, None]
+    return ActionChunk(stamp_s=stamp, dt_s=dt, frame_id="base", arm_names=["arm"], position_m=pos,
+                       quat_xyzw=np.tile(DOWN, (horizon, 1, 1)), gripper=np.ones((horizon, 1)), seq=seq)
+
+
+def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]:
+    import rclpy
+    from geometry_msgs.msg import PoseArray
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+
+    from vla_ros.msg import ActionChunk as ActionChunkMsg
+    from vla_ros.ros.chunk_msg import chunk_to_msg
+    from vla_ros.ros.nodes.executor_node import ExecutorNode
+    from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
+
+    base = load_runtime_config("franka")
+    cfg = from_dict(RuntimeConfig, {**to_dict(base), "executor": {**to_dict(base.executor), "rate_hz": rate_hz}})
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        node = ExecutorNode(cfg, context=ctx)
+        io = rclpy.create_node("bench_exec_io", context=ctx)
+        pub = io.create_publisher(ActionChunkMsg, cfg.executor.chunk_topic, 10)
+        arrivals = []
+        io.create_subscription(PoseArray, "/vla_executor/commanded",
+                               lambda m: arrivals.append(time.perf_counter()), 500)
+        ex = MultiThreadedExecutor(context=ctx)  # as the node runs in production: spin() on its own thread
+        ex.add_node(node)
+        ex.add_node(io)
+        spinner = threading.Thread(target=ex.spin, daemon=True)
+        spinner.start()
+        end, seq = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            now = io.get_clock().now().nanoseconds * 1e-9
+            pub.publish(chunk_to_msg(_chunk(now, 0.5, 0.0, 16, 0.1, seq), "fr3_link0"))
+            seq += 1
+            time.sleep(0.2)
+        ex.shutdown()
+        spinner.join(timeout=2.0)
+        node.destroy_node()
+        io.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+    gaps = np.diff(arrivals[5:])
+    return (1.0 / np.median(gaps) if gaps.size else 0.0), list(gaps)
+
+
+def seam(mode: str, n_chunks: int = 30) -> tuple[float, float]:
+    """Largest command-to-command jump around chunk boundaries vs the nominal per-tick motion, when each new
+    chunk disagrees with the previous one by 1 cm and arrives 150 ms after its observation."""
+    rate, dt, step = 50.0, 0.1, 0.01  # 10 cm/s nominal motion
+    ex = Executor(from_dict(ExecutorConfig, {"rate_hz": rate, "mode": mode, "base_frame": "base", "blend_steps": 3,
+                                             "safety": {"max_step_m": 1.0, "max_speed_m_s": 100.0,
+                                                        "workspace_min_m": [-5, -5, -5], "workspace_max_m": [5, 5, 5],
+                                                        "max_chunk_jump_m": 1.0}}))
+    t, x_true, prev, jumps = 0.0, 0.4, None, []
+    boundary_ticks = set()
+    for k in range(n_chunks):
+        stamp = t
+        offset = 0.01 * (1 if k % 2 else -1)
+        arrive = stamp + 0.15
+        while t < arrive:
+            cmd = ex.tick(t)
+            if cmd.target is not None:
+                p = cmd.target.position_m[0, 0]
+                if prev is not None:
+                    jumps.append(abs(p - prev))
+                prev = p
+            t += 1.0 / rate
+        ex.on_chunk(_chunk(stamp, x_true + step * (stamp / dt), step, 8, dt, k, offset), t)
+        boundary_ticks.add(len(jumps))
+        end = stamp + 0.3
+        while t < end:
+            cmd = ex.tick(t)
+            if cmd.target is not None:
+                p = cmd.target.position_m[0, 0]
+                if prev is not None:
+                    jumps.append(abs(p - prev))
+                prev = p
+            t += 1.0 / rate
+    nominal = step / dt / rate
+    around = [jumps[i] for b in boundary_ticks for i in range(b, min(b + 3, len(jumps)))]
+    return float(np.max(around)), nominal
+
+
+def run(device: str = "cpu", quick: bool = False) -> dict:
+    out = {}
+    for hz in (50, 100, 200):
+        achieved, gaps = rate_and_jitter(hz, 2.0 if quick else 6.0)
+        out[f"rate_{hz}hz.achieved_hz"] = scalar(achieved, "Hz", target=hz)
+        out[f"rate_{hz}hz.jitter_ms"] = figure(np.abs(np.asarray(gaps) - 1.0 / hz), "ms", 1e3,
+                                               p50_gap_ms=round(1e3 * float(np.median(gaps)), 3))
+    for mode in ("splice", "ensemble"):
+        worst, nominal = seam(mode)
+        out[f"seam_{mode}.max_jump_mm"] = scalar(1e3 * worst, "mm", nominal_step_mm=round(1e3 * nominal, 3),
+                                                 ratio_to_nominal=round(worst / nominal, 3))
+    return out

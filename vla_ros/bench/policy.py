@@ -1,0 +1,98 @@
+"""Policy figures per method (tiny configs; paper-scale forward on CUDA when asked): forward time, Spatial
+Forcing vs baseline at inference, training step vs pure forward+backward on a cached batch, memory."""
+from __future__ import annotations
+
+import torch
+
+from vla_ros.bench.stats import figure, peak_rss_mb, scalar, time_it
+from vla_ros.policies.factory import make_policy, tiny_config
+from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
+
+METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def forward_times(method: str, device: str, repeats: int) -> tuple[list[float], object]:
+    torch.manual_seed(0)
+    cfg = tiny_config(method)
+    policy = make_policy(cfg, synthetic_norm_stats(cfg)).to(device).eval()
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in synthetic_batch(cfg, 1, seed=0).items()}
+    mods = ("rgb", "depth", "pose")
+
+    def fwd():
+        with torch.no_grad():
+            policy.predict_actions(batch, mods)
+        _sync(device)
+    return time_it(fwd, repeats), policy
+
+
+def train_overhead(method: str, device: str, repeats: int) -> tuple[list[float], list[float]]:
+    """(full step with batch generation, forward+backward on a cached batch) times."""
+    torch.manual_seed(0)
+    cfg = tiny_config(method)
+    policy = make_policy(cfg, synthetic_norm_stats(cfg)).to(device).train()
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-4)
+    cached = {k: v.to(device) if torch.is_tensor(v) else v for k, v in synthetic_batch(cfg, 8, seed=0).items()}
+
+    def fb(batch):
+        loss, _ = policy.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        _sync(device)
+
+    counter = iter(range(10**9))
+
+    def full():
+        b = synthetic_batch(cfg, 8, seed=next(counter))
+        fb({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()})
+    return time_it(full, repeats, 2), time_it(lambda: fb(cached), repeats, 2)
+
+
+def run(device: str = "cpu", quick: bool = False) -> dict:
+    n = 10 if quick else 50
+    out = {}
+    fwd = {}
+    for m in METHODS:
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times, _ = forward_times(m, device, n)
+        fwd[m] = times
+        out[f"{m}.forward_ms"] = figure(times, "ms", 1e3)
+        out[f"{m}.peak_rss_mb"] = scalar(peak_rss_mb(), "MB", note="process peak after this method")
+        if device == "cuda":
+            out[f"{m}.cuda_peak_allocated_mb"] = scalar(torch.cuda.max_memory_allocated() / 2**20, "MB")
+    med = {m: float(torch.tensor(v).median()) for m, v in fwd.items()}
+    out["spatial_forcing_over_baseline_forward"] = scalar(med["spatial_forcing"] / med["baseline"], "ratio",
+                                                          note="same backbone; the teacher is not run at inference")
+    step, fb = train_overhead("falcon", device, 5 if quick else 20)
+    out["falcon.train_step_ms"] = figure(step, "ms", 1e3)
+    out["falcon.forward_backward_cached_ms"] = figure(fb, "ms", 1e3)
+    out["falcon.data_overhead_ratio"] = scalar(float(torch.tensor(step).median() / torch.tensor(fb).median()),
+                                               "ratio", note="step time / pure forward+backward")
+    if device == "cuda" and not quick:
+        out.update(paper_scale_cuda())
+    return out
+
+
+def paper_scale_cuda() -> dict:
+    """Paper-scale ESM (VGGT-1B aggregator) forward in bf16 on one 518x518 frame."""
+    from vla_ros.policies.spatial_model.esm import Aggregator, ESMConfig
+
+    agg = Aggregator(ESMConfig.vggt_1b()).cuda().to(torch.bfloat16).eval()
+    x = torch.rand(1, 1, 3, 518, 518, device="cuda", dtype=torch.bfloat16)
+    torch.cuda.reset_peak_memory_stats()
+
+    def fwd():
+        with torch.no_grad():
+            agg(x)
+        torch.cuda.synchronize()
+    t = time_it(fwd, 20, 3)
+    return {"falcon_scale_esm_forward_bf16_ms": figure(t, "ms", 1e3),
+            "falcon_scale_esm_cuda_peak_allocated_mb": scalar(torch.cuda.max_memory_allocated() / 2**20, "MB")}
+
+
