@@ -1,0 +1,1 @@
+"""Data: rosbag2 reading/writing without ROS (rosbags), datasets. No rclpy."""
