@@ -128,11 +128,16 @@ def array_to_image_fields(array: np.ndarray, encoding: str) -> dict:
 # --- CompressedImage -------------------------------------------------------------------------------------
 
 def _decode(data: bytes, flags: str) -> np.ndarray:
+    if len(data) == 0:
+        raise ImageFormatError(f"data: empty {flags} payload")
     try:
         import cv2
 
         buf = np.frombuffer(bytes(data), np.uint8)
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        try:
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:
+            raise ImageFormatError(f"data: could not decode {flags} image ({str(exc).strip()[-80:]})") from None
         if img is None:
             raise ImageFormatError(f"data: could not decode {flags} image ({len(data)} bytes)")
         if img.ndim == 3:
