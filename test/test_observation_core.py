@@ -131,3 +131,17 @@ def test_config_rejects_unknown_keys_by_name():
         from_dict(ObservationConfig, {"cameras": [{"name": "front", "depth_topik": "/d"}]})
     with pytest.raises(ConfigError, match="slop_s"):
         from_dict(ObservationConfig, {"slop_s": 5.0})
+
+
+def test_reference_is_the_newest_rgb_that_has_its_depth():
+    a = make_assembler()
+    a.add_joint_state(10.0, [0, 0])
+    a.add_joint_state(10.2, [0, 0])
+    a.add_image("front", 10.0, RGB)
+    a.add_depth("front", 10.002, DEPTH)
+    a.add_image("front", 10.1, RGB)  # its depth has not arrived yet
+    obs = a.assemble(now_s=10.11)
+    assert obs.stamp_s == 10.0 and obs.cameras[0].depth_m is not None
+    a.add_depth("front", 10.101, DEPTH)
+    obs = a.assemble(now_s=10.12)
+    assert obs.stamp_s == 10.1 and obs.cameras[0].depth_m is not None

@@ -10,14 +10,10 @@ import sys
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
-    "demo": ("demo", "closed loop in the MuJoCo tabletop over ROS 2 topics (the README's main job)"),
     "smoke": ("smoke", "end-to-end ROS 2 smoke run over loopback DDS"),
     "run": ("run", "start policy node + executor + adapter for a robot in one process"),
     "train": ("train", "train a policy (tiny synthetic check, or a dataset from a config)"),
     "bag-info": ("bag_info", "summarise a rosbag2 (sqlite3 or MCAP)"),
-    "eval-bag": ("eval_bag", "offline evaluation of a checkpoint on a rosbag2"),
-    "replay": ("replay", "publish a rosbag2's messages with their original timing"),
-    "export-dataset": ("export_dataset", "export rosbag2 recordings to the training dataset format"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
 }
 

@@ -210,7 +210,7 @@ class ObservationAssembler:
             valid = valid and not required
 
         primary = cfg.cameras[0].name
-        ref_stamp, _ = self._rgb[primary].latest()
+        ref_stamp = self._reference_stamp(cfg.cameras[0])
         if ref_stamp is None:
             return Observation(stamp_s=math.nan, cameras=[], proprio=np.zeros(0, np.float32),
                                instruction=self.instruction, valid=False,
@@ -269,6 +269,20 @@ class ObservationAssembler:
             fail("instruction missing: nothing received on the instruction topic or parameter")
         return Observation(stamp_s=ref_stamp, cameras=cams, proprio=proprio, instruction=self.instruction,
                            ee_pose=ee, ages_s=ages, valid=valid and len(cams) == len(cfg.cameras), reasons=reasons)
+
+    def _reference_stamp(self, cam: CameraConfig) -> float | None:
+        """Newest primary RGB stamp that already has its depth (approximate time sync: a depth image usually
+        lands a few ms after its RGB); the newest RGB when none has, or when the camera has no depth."""
+        rgb = self._rgb[cam.name]
+        if not rgb.stamps:
+            return None
+        depth = self._depth[cam.name].stamps
+        if cam.depth_topic and depth:
+            d = np.fromiter(depth, float, len(depth))
+            for stamp in reversed(rgb.stamps):
+                if np.min(np.abs(d - stamp)) <= self.config.slop_s:
+                    return stamp
+        return rgb.stamps[-1]
 
     def _attach_depth(self, cam: CameraObservation, now_s: float, ages: dict, fail) -> None:
         cfg = self.config

@@ -11,7 +11,8 @@ OPTICAL = "camera_color_optical_frame"
 
 
 class SyntheticRobot:
-    def __init__(self, node, cfg: RuntimeConfig, instruction: str = "pick up the red block", size=(48, 64)):
+    def __init__(self, node, cfg: RuntimeConfig, instruction: str = "pick up the red block", size=(48, 64),
+                 dynamic_tf: bool = False):
         from geometry_msgs.msg import TransformStamped
         from sensor_msgs.msg import CameraInfo, Image, JointState
         from std_msgs.msg import String
@@ -37,23 +38,35 @@ class SyntheticRobot:
         t.header.frame_id, t.child_frame_id = cfg.observation.base_frame, OPTICAL
         t.transform.translation.x, t.transform.translation.z = 0.9, 0.6
         t.transform.rotation.x, t.transform.rotation.y = 0.0, 1.0  # looking down at the table
-        self.tf_static.publish(TFMessage(transforms=[t]))
+        self.camera_tf, self.dynamic_tf = t, dynamic_tf
+        if dynamic_tf:
+            self.tf = node.create_publisher(TFMessage, "/tf", 100)
+        else:
+            self.tf_static.publish(TFMessage(transforms=[t]))
         self.published = []
 
-    def publish(self) -> float:
+    def publish(self, camera: bool = True, tf: bool = True) -> float:
+        """One frame of everything; `camera=False` stops the camera, `tf=False` stops the dynamic tf."""
         from sensor_msgs.msg import JointState
+        from tf2_msgs.msg import TFMessage
 
         from vla_ros.ros.msg_conversions import array_to_image_msg, intrinsics_to_camera_info_msg, s_to_stamp
 
         now = self.node.get_clock().now().nanoseconds * 1e-9
-        rgb = np.zeros((self.h, self.w, 3), np.uint8)
-        rgb[10:20, 20:30, 0] = 255
-        self.rgb.publish(array_to_image_msg(rgb, "rgb8", now, OPTICAL))
-        if self.depth is not None:
-            self.depth.publish(array_to_image_msg(np.full((self.h, self.w), 0.6, np.float32), "16UC1", now, OPTICAL))
-        f = 0.8 * self.w
-        intr = intrinsics_from_fields([f, 0, (self.w - 1) / 2, 0, f, (self.h - 1) / 2, 0, 0, 1], [], self.w, self.h)
-        self.info.publish(intrinsics_to_camera_info_msg(intr, now, OPTICAL))
+        if camera:
+            rgb = np.zeros((self.h, self.w, 3), np.uint8)
+            rgb[10:20, 20:30, 0] = 255
+            self.rgb.publish(array_to_image_msg(rgb, "rgb8", now, OPTICAL))
+            if self.depth is not None:
+                depth = np.full((self.h, self.w), 0.6, np.float32)
+                self.depth.publish(array_to_image_msg(depth, "16UC1", now, OPTICAL))
+            f = 0.8 * self.w
+            intr = intrinsics_from_fields([f, 0, (self.w - 1) / 2, 0, f, (self.h - 1) / 2, 0, 0, 1], [], self.w,
+                                          self.h)
+            self.info.publish(intrinsics_to_camera_info_msg(intr, now, OPTICAL))
+        if self.dynamic_tf and tf:
+            self.camera_tf.header.stamp = s_to_stamp(now)
+            self.tf.publish(TFMessage(transforms=[self.camera_tf]))
         names = self.cfg.observation.joint_names
         js = JointState(name=list(names), position=[0.0] * len(names))
         js.header.stamp = s_to_stamp(now)
