@@ -56,5 +56,7 @@ class RobotStack:
         except Exception:
             pass
         self.ex.shutdown(timeout_sec=2.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
         self.policy.destroy_node()
         self.executor_node.destroy_node()

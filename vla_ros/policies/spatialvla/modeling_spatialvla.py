@@ -31,7 +31,7 @@ class SpatialVLAPolicy(BaselinePolicy):
         self.args = from_dict(SpatialVLAConfig, config.method_args, "method_args")
         self.grid = ActionGrid(self.args.grid)
         W = self.vlm.width
-        self.ego3d = Ego3DEncoding(W, config.vlm.patch_size, self.args.n_freqs)
+        self.ego3d = Ego3DEncoding(W, config.image_size // self.vlm.grid, self.args.n_freqs)  # one point set per token
         self.n_tokens = config.horizon * len(config.arm_names) * 3
         self.token_embed = nn.Embedding(self.grid.vocab_size + 1, W)  # last id = BOS
         self.token_pos = nn.Parameter(torch.randn(1, self.n_tokens, W) * 0.02)
