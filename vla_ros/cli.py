@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "run": ("run", "start policy node + executor + adapter for a robot in one process"),
     "train": ("train", "train a policy (tiny synthetic check, or a dataset from a config)"),
     "bag-info": ("bag_info", "summarise a rosbag2 (sqlite3 or MCAP)"),
+    "eval-bag": ("eval_bag", "offline evaluation of a checkpoint on a rosbag2"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
 }
 

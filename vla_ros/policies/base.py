@@ -40,6 +40,7 @@ def choose_modalities(allowed: str, requested: tuple[str, ...] | None, has_depth
 
 class Policy(nn.Module, abc.ABC):
     method = "base"
+    INPUTS: tuple[str, ...] = (MOD_RGB,)  # modalities the model reads at inference
 
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None):
         super().__init__()
@@ -57,6 +58,7 @@ class Policy(nn.Module, abc.ABC):
         has_depth = all(c.depth_m is not None for c in obs.cameras)
         has_pose = all(c.T_base_camera is not None for c in obs.cameras)
         used = choose_modalities(self.config.modalities, modalities, has_depth, has_pose)
+        used = tuple(m for m in used if m in self.INPUTS)  # what this method can actually consume
         self.eval()
         actions = self.predict_actions(batch, used)[0].cpu().numpy()  # (T, A, 7)
         pos, quat, grip = actions_to_poses(actions, self.config.rotation_ref_quat_xyzw)

@@ -82,7 +82,7 @@ class SyntheticRobot:
         return now
 
 
-def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "baseline") -> str:
+def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "falcon") -> str:
     import torch
 
     from vla_ros.policies.factory import make_policy, save_checkpoint, tiny_config

@@ -37,6 +37,7 @@ def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
 
 class FalconPolicy(BaselinePolicy):
     method = "falcon"
+    INPUTS = ("rgb", "depth", "pose")
     TINY_ARGS = {"esm": {"embed_dim": 64, "heads": 4, "depth": 2, "patch_size": 8, "img_size": 64, "dino_depth": 1}}
 
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None):

@@ -24,6 +24,7 @@ IGNORE = -100
 
 class SpatialVLAPolicy(BaselinePolicy):
     method = "spatialvla"
+    INPUTS = ("rgb", "depth")
     TINY_ARGS: dict = {}
 
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None):

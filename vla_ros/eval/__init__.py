@@ -1,0 +1,1 @@
+"""Offline evaluation of policies on recorded data, and its report. No rclpy."""
