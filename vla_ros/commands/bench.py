@@ -14,7 +14,7 @@ import sys
 import time
 
 HELP = "measure the pipeline on this machine and print JSON"
-AREAS = ("observation", "policy", "endtoend", "executor")
+AREAS = ("observation", "policy", "endtoend", "executor", "offline")
 
 
 def add_arguments(parser) -> None:
