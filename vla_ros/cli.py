@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "train": ("train", "train a policy (tiny synthetic check, or a dataset from a config)"),
     "bag-info": ("bag_info", "summarise a rosbag2 (sqlite3 or MCAP)"),
     "eval-bag": ("eval_bag", "offline evaluation of a checkpoint on a rosbag2"),
+    "replay": ("replay", "publish a rosbag2's messages with their original timing"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
 }
 
