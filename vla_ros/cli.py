@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "bag-info": ("bag_info", "summarise a rosbag2 (sqlite3 or MCAP)"),
     "eval-bag": ("eval_bag", "offline evaluation of a checkpoint on a rosbag2"),
     "replay": ("replay", "publish a rosbag2's messages with their original timing"),
+    "export-dataset": ("export_dataset", "export rosbag2 recordings to the training dataset format"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
 }
 

@@ -99,10 +99,9 @@ def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int):
         return train_iter, val, synthetic_norm_stats(pcfg)
     from vla_ros.data.torch_dataset import EpisodeDataset, collate
 
-    train_ds = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed,
-                              cameras=pcfg.camera_names)
-    val_ds = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed,
-                            cameras=pcfg.camera_names)
+    kw = {"cameras": pcfg.camera_names, "ref_quat": pcfg.rotation_ref_quat_xyzw}
+    train_ds = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed, **kw)
+    val_ds = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed, **kw)
     sampler = (torch.utils.data.distributed.DistributedSampler(train_ds, world, rank, seed=cfg.seed)
                if world > 1 else torch.utils.data.RandomSampler(train_ds, generator=torch.Generator().manual_seed(
                    cfg.seed)))

@@ -1,0 +1,48 @@
+"""Record -> bag-info -> eval-bag -> export-dataset -> train loads it (both storages)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+
+from vla_ros.data.bag_writer import write_robot_bag
+from vla_ros.data.dataset import load_episode, read_meta
+from vla_ros.ros.synthetic_robot import tiny_checkpoint
+from vla_ros.runtime_config import load_runtime_config
+
+
+def cli(*args):
+    out = subprocess.run([sys.executable, "-m", "vla_ros.cli", *args], capture_output=True, text=True, check=False,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_round_trip(tmp_path):
+    cfg = load_runtime_config("franka")
+    bags = [str(write_robot_bag(tmp_path / f"ep{i}", cfg, seconds=1.5, storage=s)) for i, s in
+            enumerate(["mcap", "sqlite3", "mcap"])]
+    info = json.loads(cli("bag-info", bags[0], "--json", "--config", "franka"))
+    assert "/target_pose" in info["config"]["present"]
+    ckpt = tiny_checkpoint(tmp_path, cfg, "baseline")
+    cli("eval-bag", bags[1], "--config", "franka", "--checkpoint", ckpt, "--out", str(tmp_path / "eval"),
+        "--no-progress")
+    cli("export-dataset", *bags, "--config", "franka", "--out", str(tmp_path / "ds"))
+    meta = read_meta(tmp_path / "ds")
+    assert len(meta["episodes"]) == 3 and meta["dt_s"] > 0
+    ep = load_episode(tmp_path / "ds", 0)
+    assert ep["rgb__front"].shape[1:] == (48, 64, 3) and ep["depth_m__front"].shape[1:] == (48, 64)
+    np.testing.assert_allclose(ep["T_base_camera__front"][0][:3, 3], [0.9, 0.0, 0.6], atol=1e-6)
+    assert np.all(np.abs(ep["action_position_m"][:, 0, 2] - 0.3) < 1e-6)
+    train_cfg = {"policy": {"method": "falcon", "proprio_dim": 7, "rotation_ref_quat_xyzw": [1.0, 0.0, 0.0, 0.0],
+                            "method_args": {"esm": {"embed_dim": 32, "heads": 2, "depth": 1, "dino_depth": 1}}},
+                 "dataset": str(tmp_path / "ds"), "out": str(tmp_path / "run"), "steps": 4, "batch_size": 4,
+                 "eval_every": 2, "ckpt_every": 2}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_cfg))
+    result = json.loads(cli("train", "--config", str(tmp_path / "train.yaml"), "--no-progress").splitlines()[-1])
+    assert result["step"] == 4 and np.isfinite(result["val_loss"])
+    from vla_ros.policies.factory import load_policy
+
+    policy = load_policy(tmp_path / "run" / "checkpoint")
+    assert policy.norm_stats.dim("proprio") == 7

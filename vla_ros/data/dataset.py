@@ -1,0 +1,81 @@
+"""The on-disk training dataset (see docs/dataset_format.md): one compressed .npz per episode plus meta.json
+and norm_stats.json. numpy only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vla_ros.core.actions import poses_to_actions
+from vla_ros.core.normalize import NormStats
+
+FORMAT, VERSION = "vla_ros.dataset", 1
+TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def action_vectors(ep: dict, ref_quat) -> np.ndarray:
+    """(N, A, 7) [xyz, rotation vector relative to ref_quat, gripper] from an episode's target poses."""
+    return poses_to_actions(ep["action_position_m"], ep["action_quat_xyzw"], ep["action_gripper"], ref_quat)
+
+
+def compute_norm_stats(episodes: list[dict], ref_quat=TOOL_DOWN) -> NormStats:
+    act = np.concatenate([action_vectors(e, ref_quat).reshape(len(e["stamp_s"]), -1) for e in episodes])
+    prop = np.concatenate([e["proprio"] for e in episodes])
+    mask = np.ones(act.shape[1], bool)
+    mask[6::7] = False  # grippers stay in [0, 1]
+    return NormStats.from_arrays({"action": act, "proprio": prop}, {"action": mask})
+
+
+class DatasetWriter:
+    def __init__(self, out_dir: str | Path, cameras: list[str], arm_names: list[str], joint_names: list[str],
+                 dt_s: float, source: dict | None = None):
+        self.root = Path(out_dir)
+        (self.root / "episodes").mkdir(parents=True, exist_ok=True)
+        self.meta = {"format": FORMAT, "version": VERSION, "cameras": list(cameras), "arm_names": list(arm_names),
+                     "joint_names": list(joint_names), "dt_s": dt_s, "action_reference": "absolute",
+                     "norm_stats_rotation_ref_quat_xyzw": TOOL_DOWN, "episodes": [], "source": source or {}}
+        self._episodes: list[dict] = []
+
+    def add_episode(self, arrays: dict, instruction: str, task: str = "", success: bool = True) -> None:
+        n = len(arrays["stamp_s"])
+        if n == 0:
+            raise DatasetError("episode has no frames")
+        for k, v in arrays.items():
+            if len(v) != n:
+                raise DatasetError(f"episode array {k!r} has {len(v)} frames, stamp_s has {n}")
+        i = len(self.meta["episodes"])
+        name = f"episodes/episode_{i:06d}.npz"
+        np.savez_compressed(self.root / name, **arrays)
+        self.meta["episodes"].append({"file": name, "length": n, "instruction": instruction, "task": task,
+                                      "success": bool(success)})
+        self._episodes.append({k: arrays[k] for k in ("stamp_s", "proprio", "action_position_m", "action_quat_xyzw",
+                                                      "action_gripper")})
+
+    def close(self) -> Path:
+        if not self._episodes:
+            raise DatasetError(f"{self.root}: no episode was written")
+        compute_norm_stats(self._episodes).save(self.root / "norm_stats.json")
+        (self.root / "meta.json").write_text(json.dumps(self.meta, indent=1))
+        return self.root
+
+
+def read_meta(root: str | Path) -> dict:
+    p = Path(root) / "meta.json"
+    try:
+        meta = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{p}: not found (not a vla_ros dataset folder)") from None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise DatasetError(f"{p}: format {meta.get('format')!r} v{meta.get('version')} is not {FORMAT} v{VERSION}")
+    return meta
+
+
+def load_episode(root: str | Path, i: int) -> dict:
+    meta = read_meta(root)
+    with np.load(Path(root) / meta["episodes"][i]["file"]) as z:
+        return {k: z[k] for k in z.files}
