@@ -16,6 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="", choices=("", "cpu", "cuda"), help="override the YAML's device")
     parser.add_argument("--actuate", action="store_true", help="send commands to the controller (default: dry run)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+    parser.add_argument("--record", default="", help="record observations, chunks, commands and status to this "
+                                                      "MCAP rosbag2 folder")
 
 
 def run(args) -> int:
@@ -37,6 +39,11 @@ def run(args) -> int:
         stack.stop()
         rclpy.try_shutdown()
         return 1
+    recorder = None
+    if args.record:
+        from vla_ros.ros.recorder import BagRecorder, runtime_topics
+
+        recorder = BagRecorder(stack.executor_node, args.record, runtime_topics(stack.cfg))
     print(f"vla-ros run: {args.robot} running ({'ACTUATING' if args.actuate else 'dry run'}); Ctrl-C to stop")
     try:
         t_end = time.monotonic() + args.duration if args.duration > 0 else float("inf")
@@ -45,6 +52,8 @@ def run(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if recorder is not None:
+            print(f"vla-ros run: recorded {recorder.close()} to {args.record}")
         stack.stop()
         rclpy.try_shutdown()
     return 0
