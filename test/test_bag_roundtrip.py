@@ -35,6 +35,7 @@ def test_round_trip(tmp_path):
     assert ep["rgb__front"].shape[1:] == (48, 64, 3) and ep["depth_m__front"].shape[1:] == (48, 64)
     np.testing.assert_allclose(ep["T_base_camera__front"][0][:3, 3], [0.9, 0.0, 0.6], atol=1e-6)
     assert np.all(np.abs(ep["action_position_m"][:, 0, 2] - 0.3) < 1e-6)
+    assert set(np.unique(ep["action_gripper"])) == {0.0, 1.0}  # opening recorded on the gripper topic
     train_cfg = {"policy": {"method": "falcon", "proprio_dim": 7, "rotation_ref_quat_xyzw": [1.0, 0.0, 0.0, 0.0],
                             "method_args": {"esm": {"embed_dim": 32, "heads": 2, "depth": 1, "dino_depth": 1}}},
                  "dataset": str(tmp_path / "ds"), "out": str(tmp_path / "run"), "steps": 4, "batch_size": 4,

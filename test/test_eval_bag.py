@@ -28,6 +28,7 @@ def test_eval_bag_report_and_ab_modalities(tmp_path, storage):
     for r in (rgb, rgbd):
         assert set(r["per_dim"]) == {"x", "y", "z"} and r["per_dim"]["x"]["rmse_m"] >= r["per_dim"]["x"]["mae_m"]
         assert r["chunk_self_consistency_m"] is not None and r["model_fps"] > 0
+        assert 0.0 <= r["gripper_accuracy"] <= 1.0  # the recorded gripper closes half way
     page = (out / "index.html").read_text()
     for img in ("pred_vs_recorded.png", "latency_hist.png"):
         assert (out / img).stat().st_size > 1000 and img in page

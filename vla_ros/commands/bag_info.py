@@ -27,6 +27,7 @@ def config_topics(name: str) -> dict[str, str]:
         if cam.depth_topic:
             wanted[cam.depth_topic] = f"depth {cam.name}"
     for topic, role in ((o.joint_topic, "joints"), (o.ee_pose_topic, "ee_pose"), (o.instruction_topic, "instruction"),
+                        (o.gripper_topic, "gripper"),
                         ("/tf_static", "tf_static"), ("/tf", "tf"), (cfg.policy.chunk_topic, "action chunks"),
                         *((t, "commands") for t in cfg.adapter.command_topics)):
         if topic:

@@ -73,6 +73,8 @@ class ObservationConfig:
         max_age: per-source staleness limits.
         require_depth / require_extrinsics / require_instruction: make those sources mandatory.
         calibration_file: YAML with camera extrinsics, used when the robot has no tf.
+        gripper_topic: the gripper's JointState (finger positions; their sum is the opening width), recorded for
+            offline evaluation and dataset export ('' = none). gripper_open_width_m: width that counts as 1.0.
     """
 
     cameras: list[CameraConfig] = field(default_factory=lambda: [CameraConfig()])
@@ -88,8 +90,11 @@ class ObservationConfig:
     require_extrinsics: bool = False
     require_instruction: bool = True
     calibration_file: str = ""
+    gripper_topic: str = ""
+    gripper_open_width_m: float = 0.08
 
     def __post_init__(self):
+        check_range("gripper_open_width_m", self.gripper_open_width_m, 1e-3, 1.0)
         check(len(self.cameras) > 0, "cameras", self.cameras, "at least one camera is needed")
         names = [c.name for c in self.cameras]
         check(len(set(names)) == len(names), "cameras", names, "camera names must be unique")

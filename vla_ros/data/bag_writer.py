@@ -46,6 +46,8 @@ def write_robot_bag(path: str | Path, cfg, seconds: float = 3.0, camera_hz: floa
             c["depth"] = conn(cam.depth_topic, "sensor_msgs/msg/Image")
         if o.ee_pose_topic:
             c["ee"] = conn(o.ee_pose_topic, "geometry_msgs/msg/PoseStamped")
+        if o.gripper_topic:
+            c["grip"] = conn(o.gripper_topic, "sensor_msgs/msg/JointState")
 
         def write(key, t, msg, typ):
             wr.write(c[key], int(t * 1e9), ts.serialize_cdr(msg, typ))
@@ -85,6 +87,11 @@ def write_robot_bag(path: str | Path, cfg, seconds: float = 3.0, camera_hz: floa
             if "ee" in c:
                 ee = T["geometry_msgs/msg/PoseStamped"](header=header(t, o.base_frame), pose=pose(target, down))
                 write("ee", t, ee, "geometry_msgs/msg/PoseStamped")
+            if "grip" in c:  # open for the first half, closed after
+                half = 0.5 * o.gripper_open_width_m * (1.0 if k < seconds * camera_hz / 2 else 0.0)
+                write("grip", t, T["sensor_msgs/msg/JointState"](
+                    header=header(t, ""), name=["finger_joint1", "finger_joint2"], position=np.array([half, half]),
+                    velocity=np.zeros(0), effort=np.zeros(0)), "sensor_msgs/msg/JointState")
             write("cmd", t + 0.01, T["geometry_msgs/msg/PoseStamped"](header=header(t + 0.01, o.base_frame),
                                                                       pose=pose(target, down)),
                   "geometry_msgs/msg/PoseStamped")

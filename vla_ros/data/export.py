@@ -41,7 +41,7 @@ def episode_from_bag(bag_path: str, cfg) -> tuple[dict, str, dict]:
               "proprio": np.stack([o.proprio for o in frames]).astype(np.float32),
               "action_position_m": act[..., :3].astype(np.float32),
               "action_quat_xyzw": act[..., 3:].astype(np.float32),
-              "action_gripper": np.ones(act.shape[:2], np.float32)}
+              "action_gripper": _gripper_targets(feeder.gripper, np.array([o.stamp_s for o in frames]))[:, None]}
     for ci, cam in enumerate(cfg.observation.cameras):
         cams = [o.cameras[ci] for o in frames]
         arrays[f"rgb__{cam.name}"] = np.stack([c.rgb for c in cams])
@@ -54,13 +54,22 @@ def episode_from_bag(bag_path: str, cfg) -> tuple[dict, str, dict]:
     return arrays, frames[0].instruction, report
 
 
+def _gripper_targets(recorded: list[tuple[float, float]], stamps: np.ndarray) -> np.ndarray:
+    """Gripper target of each frame: the recorded opening 0.5 s later (where the command leads), else open."""
+    if not recorded:
+        return np.ones(len(stamps), np.float32)
+    gt, gv = np.array([g[0] for g in recorded]), np.array([g[1] for g in recorded])
+    return gv[np.clip(np.searchsorted(gt, stamps + MAX_COMMAND_DELAY_S), 0, len(gt) - 1)].astype(np.float32)
+
+
 def export(bags: list[str], cfg, out: str | Path) -> list[dict]:
     if len(cfg.executor.arm_names) != 1 or cfg.adapter.robot != "franka":
         raise DatasetError("export from recorded commands supports single-arm PoseStamped command topics "
                            f"(franka-style); config {cfg.robot!r} uses {cfg.adapter.robot}")
     writer = DatasetWriter(out, [c.name for c in cfg.observation.cameras], cfg.executor.arm_names,
                            cfg.observation.joint_names, 0.0, {"bags": [str(b) for b in bags], "robot": cfg.robot,
-                                                              "gripper": "not in the command topic; recorded as open"})
+                                                              "gripper": cfg.observation.gripper_topic or
+                                                              "no gripper topic configured: recorded as open"})
     reports, dts = [], []
     for b in bags:
         arrays, instruction, rep = episode_from_bag(b, cfg)

@@ -49,7 +49,10 @@ class BagObservations:
             self.by_topic[cfg.ee_pose_topic] = ("ee", None)
         if command_topic:
             self.by_topic[command_topic] = ("command", None)
+        if cfg.gripper_topic:
+            self.by_topic[cfg.gripper_topic] = ("gripper", None)
         self.commands: list[tuple[float, np.ndarray]] = []
+        self.gripper: list[tuple[float, float]] = []  # (stamp, opening in [0, 1])
         self.rejected: dict[str, int] = {}
         self.primary = cfg.cameras[0]
 
@@ -93,6 +96,9 @@ class BagObservations:
             self.asm.add_ee_pose(_stamp(msg.header), _pose7(msg.pose))
         elif kind == "command":
             self.commands.append((_stamp(msg.header), _pose7(msg.pose)))
+        elif kind == "gripper":
+            width = float(np.sum(np.asarray(msg.position, dtype=float)))
+            self.gripper.append((_stamp(msg.header), float(np.clip(width / self.cfg.gripper_open_width_m, 0, 1))))
         return None
 
     def _emit(self, now_s: float) -> Observation | None:

@@ -24,6 +24,7 @@ class EvalRun:
     chunks: list = field(default_factory=list)
     model_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
+    gripper: list = field(default_factory=list)  # recorded (stamp, opening 0..1)
 
 
 def _interp_commands(commands: list[tuple[float, np.ndarray]], t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +58,7 @@ def run_policy(bag_path: str, cfg, policy, modalities: str, progress: bool = Tru
         run.wall_s = time.perf_counter() - t0
         if bar is not None:
             bar.close()
+    run.gripper = feeder.gripper
     return run, feeder.commands
 
 
@@ -88,6 +90,15 @@ def metrics(run: EvalRun, commands) -> dict:
     err = pred_pos - rec_pos
     out["per_dim"] = {axis: {"mae_m": float(np.abs(err[:, i]).mean()),
                              "rmse_m": float(np.sqrt((err[:, i] ** 2).mean()))} for i, axis in enumerate("xyz")}
+    if run.gripper:
+        gt = np.array([g[0] for g in run.gripper])
+        gv = np.array([g[1] for g in run.gripper])
+        rec_open = gv[np.clip(np.searchsorted(gt, t), 0, len(gt) - 1)] > 0.5
+        pred_open = np.concatenate([c.gripper[:, 0] for c in run.chunks]) > 0.5
+        out["gripper_accuracy"] = float(np.mean(rec_open == pred_open))
+    else:
+        out["gripper_accuracy"] = None
+        out["gripper_note"] = "no gripper state in the bag (observation.gripper_topic)"
     ang = quat_angle_rad(pred_q, rec_q)
     out["rotation"] = {"mae_rad": float(ang.mean()), "rmse_rad": float(np.sqrt((ang ** 2).mean()))}
     return out
