@@ -74,31 +74,26 @@ def seam(mode: str, n_chunks: int = 30) -> tuple[float, float]:
                                              "safety": {"max_step_m": 1.0, "max_speed_m_s": 100.0,
                                                         "workspace_min_m": [-5, -5, -5], "workspace_max_m": [5, 5, 5],
                                                         "max_chunk_jump_m": 1.0}}))
-    t, x_true, prev, jumps = 0.0, 0.4, None, []
-    boundary_ticks = set()
+    state = {"t": 0.0, "prev": None}
+    jumps, boundary_ticks, x_true = [], set(), 0.4
+
+    def play_until(t_end: float) -> None:
+        while state["t"] < t_end:
+            cmd = ex.tick(state["t"])
+            if cmd.target is not None:
+                p = cmd.target.position_m[0, 0]
+                if state["prev"] is not None:
+                    jumps.append(abs(p - state["prev"]))
+                state["prev"] = p
+            state["t"] += 1.0 / rate
+
     for k in range(n_chunks):
-        stamp = t
+        stamp = state["t"]
+        play_until(stamp + 0.15)  # inference latency: the chunk arrives 150 ms after its observation
         offset = 0.01 * (1 if k % 2 else -1)
-        arrive = stamp + 0.15
-        while t < arrive:
-            cmd = ex.tick(t)
-            if cmd.target is not None:
-                p = cmd.target.position_m[0, 0]
-                if prev is not None:
-                    jumps.append(abs(p - prev))
-                prev = p
-            t += 1.0 / rate
-        ex.on_chunk(_chunk(stamp, x_true + step * (stamp / dt), step, 8, dt, k, offset), t)
+        ex.on_chunk(_chunk(stamp, x_true + step * (stamp / dt), step, 8, dt, k, offset), state["t"])
         boundary_ticks.add(len(jumps))
-        end = stamp + 0.3
-        while t < end:
-            cmd = ex.tick(t)
-            if cmd.target is not None:
-                p = cmd.target.position_m[0, 0]
-                if prev is not None:
-                    jumps.append(abs(p - prev))
-                prev = p
-            t += 1.0 / rate
+        play_until(stamp + 0.3)
     nominal = step / dt / rate
     around = [jumps[i] for b in boundary_ticks for i in range(b, min(b + 3, len(jumps)))]
     return float(np.max(around)), nominal

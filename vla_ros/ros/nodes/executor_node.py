@@ -9,7 +9,6 @@ callback group so an e-stop is never queued behind the control loop.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
@@ -148,17 +147,6 @@ class ExecutorNode(Node):
 
 
 def main(args=None) -> int:
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from vla_ros.ros.spin import spin_node
 
-    rclpy.init(args=args)
-    node = ExecutorNode()
-    ex = MultiThreadedExecutor()
-    ex.add_node(node)
-    try:
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(ExecutorNode, args)

@@ -14,7 +14,6 @@ import time
 from collections import Counter, deque
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -228,17 +227,6 @@ class PolicyNode(LifecycleNode):
 
 
 def main(args=None) -> int:
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from vla_ros.ros.spin import spin_node
 
-    rclpy.init(args=args)
-    node = PolicyNode()
-    ex = MultiThreadedExecutor()
-    ex.add_node(node)
-    try:
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(PolicyNode, args)
