@@ -159,3 +159,28 @@ def test_bad_messages_are_counted_not_raised(ros_context, robot_interfaces):
         ex.shutdown()
         node.destroy_node()
         pub_node.destroy_node()
+
+
+def test_observation_node_reports_health_on_diagnostics(ros_context, robot_interfaces):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from vla_ros.ros.nodes.observation_node import ObservationNode
+
+    node = ObservationNode(context=ros_context)
+    listener = rclpy.create_node("diag_listener", context=ros_context)
+    got = []
+    listener.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    ex.add_node(listener)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not got:
+            ex.spin_once(timeout_sec=0.05)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        listener.destroy_node()
+    status = got[0].status[0]
+    assert status.name == "vla_ros: observation" and "rgb 'front' missing" in status.message
