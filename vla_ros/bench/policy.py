@@ -2,6 +2,8 @@
 Forcing vs baseline at inference, training step vs pure forward+backward on a cached batch, memory."""
 from __future__ import annotations
 
+import time
+
 import torch
 
 from vla_ros.bench.stats import figure, peak_rss_mb, scalar, time_it
@@ -28,6 +30,27 @@ def forward_times(method: str, device: str, repeats: int) -> tuple[list[float], 
             policy.predict_actions(batch, mods)
         _sync(device)
     return time_it(fwd, repeats), policy
+
+
+def interleaved_ratio(a: str, b: str, device: str, pairs: int) -> float:
+    """Median over pairs of forward time a / forward time b, measured alternately so drift cancels."""
+    _, pa = forward_times(a, device, 1)
+    _, pb = forward_times(b, device, 1)
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in synthetic_batch(pa.config, 1, seed=0).items()}
+    mods = ("rgb", "depth", "pose")
+    ratios = []
+    for i in range(pairs + 5):
+        t = []
+        for policy in (pa, pb) if i % 2 else (pb, pa):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                policy.predict_actions(batch, mods)
+            _sync(device)
+            t.append((policy is pa, time.perf_counter() - t0))
+        ta, tb = (x[1] for x in sorted(t, key=lambda x: not x[0]))
+        if i >= 5:
+            ratios.append(ta / tb)
+    return float(torch.tensor(ratios).median())
 
 
 def train_overhead(method: str, device: str, repeats: int) -> tuple[list[float], list[float]]:
@@ -66,9 +89,9 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         out[f"{m}.peak_rss_mb"] = scalar(peak_rss_mb(), "MB", note="process peak after this method")
         if device == "cuda":
             out[f"{m}.cuda_peak_allocated_mb"] = scalar(torch.cuda.max_memory_allocated() / 2**20, "MB")
-    med = {m: float(torch.tensor(v).median()) for m, v in fwd.items()}
-    out["spatial_forcing_over_baseline_forward"] = scalar(med["spatial_forcing"] / med["baseline"], "ratio",
-                                                          note="same backbone; the teacher is not run at inference")
+    out["spatial_forcing_over_baseline_forward"] = scalar(
+        interleaved_ratio("spatial_forcing", "baseline", device, 4 * n), "ratio",
+        note="median of paired, interleaved runs on the same input; the teacher is not run at inference")
     step, fb = train_overhead("falcon", device, 5 if quick else 20)
     out["falcon.train_step_ms"] = figure(step, "ms", 1e3)
     out["falcon.forward_backward_cached_ms"] = figure(fb, "ms", 1e3)
