@@ -3,6 +3,8 @@ No callback exception, bounded buffers, bounded RSS growth, every chunk stamped 
 VLA_ROS_SOAK_S shortens it for local runs."""
 import os
 import resource
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,7 +12,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
 from vla_ros.ros.launch_set import RobotStack
-from vla_ros.ros.synthetic_robot import SyntheticRobot, tiny_checkpoint
+from vla_ros.ros.synthetic_robot import tiny_checkpoint
 from vla_ros.runtime_config import load_runtime_config
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -27,31 +29,15 @@ def rss_mb() -> float:
 
 
 def test_soak(ros_context, robot_interfaces, tmp_path):
-    from sensor_msgs.msg import JointState
-
     from vla_ros.msg import ActionChunk
-    from vla_ros.ros import qos
-    from vla_ros.ros.msg_conversions import s_to_stamp, stamp_to_s
+    from vla_ros.ros.msg_conversions import stamp_to_s
 
     cfg = load_runtime_config("franka")
-    node = rclpy.create_node("soak_robot", context=ros_context)
-    robot = SyntheticRobot(node, cfg)
-    joints = node.create_publisher(JointState, cfg.observation.joint_topic, qos.SENSOR)
-    names = list(cfg.observation.joint_names)
-    counts = {"joints": 0, "frames": 0}
-
-    def joint_tick():
-        js = JointState(name=names, position=[0.0] * len(names))
-        js.header.stamp = s_to_stamp(node.get_clock().now().nanoseconds * 1e-9)
-        joints.publish(js)
-        counts["joints"] += 1
-
-    def frame_tick():
-        robot.publish()
-        counts["frames"] += 1
-
-    node.create_timer(1 / 500, joint_tick)
-    node.create_timer(1 / 30, frame_tick)
+    # The sensors run in their own process, as drivers do: 30 Hz RGB-D + CameraInfo, 500 Hz joint states.
+    robot = subprocess.Popen([sys.executable, "-m", "vla_ros.ros.synthetic_robot", "--config", "franka",
+                              "--camera-hz", "30", "--joint-hz", "500", "--seconds", str(SOAK_S + 5)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node = rclpy.create_node("soak_listener", context=ros_context)
     stamps = []
     node.create_subscription(ActionChunk, cfg.policy.chunk_topic, lambda m: stamps.append(stamp_to_s(m.header.stamp)),
                              100)
@@ -63,7 +49,7 @@ def test_soak(ros_context, robot_interfaces, tmp_path):
     rss_warm = None
     try:
         while time.monotonic() - start < SOAK_S:
-            ex.spin_once(timeout_sec=0.01)
+            ex.spin_once(timeout_sec=0.05)
             if rss_warm is None and time.monotonic() - start > min(20.0, SOAK_S / 4):
                 rss_warm = rss_mb()
     finally:
@@ -73,13 +59,16 @@ def test_soak(ros_context, robot_interfaces, tmp_path):
         buffers = {"rgb": max(len(s.stamps) for s in assembler._rgb.values()),
                    "depth": max(len(s.stamps) for s in assembler._depth.values()),
                    "joints": len(assembler._joints.stamps)}
-        rejected = dict(frontend.rejected)
+        rejected, received = dict(frontend.rejected), dict(frontend.received)
         errors = stack.policy.stats["inference_errors"]
         ex.shutdown()
         stack.stop()
         node.destroy_node()
-    print(f"soak {SOAK_S:.0f} s: {counts['frames']} frames, {counts['joints']} joint states, {len(stamps)} chunks, "
-          f"RSS {rss_warm:.0f} -> {rss_end:.0f} MB, buffers {buffers}")
+        robot.terminate()
+        robot_out = robot.communicate(timeout=10)[0]
+    print(f"soak {SOAK_S:.0f} s: received {received}, {len(stamps)} chunks, RSS {rss_warm:.0f} -> {rss_end:.0f} MB, "
+          f"buffers {buffers}; {robot_out.strip()}")
+    assert received.get("joints", 0) > 100 * SOAK_S, "the joint stream did not reach the node"
     assert not rejected, f"callbacks rejected input: {rejected}"
     assert errors == 0
     assert len(stamps) > SOAK_S  # more than one chunk per second on average
