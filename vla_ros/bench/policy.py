@@ -103,19 +103,44 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
 
 
 def paper_scale_cuda() -> dict:
-    """Paper-scale ESM (VGGT-1B aggregator) forward in bf16 on one 518x518 frame."""
+    """Paper-scale per-chunk latency on CUDA in bf16 autocast: the VGGT-1B ESM alone on one 518x518 frame,
+    and FALCON and SpatialVLA with a PaliGemma-3B-class backbone (architecture from its config, random weights:
+    latency does not depend on the values) on one 224x224 RGB-D frame."""
+    import tempfile
+
+    from transformers import PaliGemmaConfig
+
     from vla_ros.policies.spatial_model.esm import Aggregator, ESMConfig
 
-    agg = Aggregator(ESMConfig.vggt_1b()).cuda().to(torch.bfloat16).eval()
-    x = torch.rand(1, 1, 3, 518, 518, device="cuda", dtype=torch.bfloat16)
+    out = {}
+    times, peak = _cuda_timed(Aggregator(ESMConfig.vggt_1b()).cuda().eval(),
+                              (torch.rand(1, 1, 3, 518, 518, device="cuda"),), 20)
+    out["paper.esm_vggt1b_forward_bf16_ms"] = figure(times, "ms", 1e3)
+    out["paper.esm_vggt1b_cuda_peak_allocated_mb"] = scalar(peak, "MB")
+    folder = tempfile.mkdtemp(prefix="vla_paligemma_cfg_")
+    PaliGemmaConfig().save_pretrained(folder)
+    for method, args in (("falcon", {"esm": {"embed_dim": 1024, "heads": 16, "depth": 24, "patch_size": 14,
+                                              "img_size": 518, "dino_depth": 24, "init_values": 1.0}}),
+                         ("spatialvla", {})):
+        cfg = tiny_config(method, image_size=224, vlm={"kind": "hf", "path": folder, "width": 2048, "heads": 8,
+                                                      "depth": 18, "patch_size": 14}, method_args=args)
+        policy = make_policy(cfg, synthetic_norm_stats(cfg)).cuda().eval()
+        batch = {k: v.cuda() if torch.is_tensor(v) else v for k, v in synthetic_batch(cfg, 1, seed=0).items()}
+        times, peak = _cuda_timed(policy.predict_actions, (batch, ("rgb", "depth", "pose")), 10)
+        out[f"paper.{method}_chunk_latency_bf16_ms"] = figure(times, "ms", 1e3)
+        out[f"paper.{method}_cuda_peak_allocated_mb"] = scalar(peak, "MB")
+    return out
+
+
+def _cuda_timed(fn, args: tuple, repeats: int) -> tuple[list[float], float]:
+    """Times of fn(*args) under bf16 autocast, and the peak CUDA memory (MB); frees the cache afterwards."""
     torch.cuda.reset_peak_memory_stats()
 
-    def fwd():
-        with torch.no_grad():
-            agg(x)
+    def call():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            fn(*args)
         torch.cuda.synchronize()
-    t = time_it(fwd, 20, 3)
-    return {"falcon_scale_esm_forward_bf16_ms": figure(t, "ms", 1e3),
-            "falcon_scale_esm_cuda_peak_allocated_mb": scalar(torch.cuda.max_memory_allocated() / 2**20, "MB")}
-
-
+    times = time_it(call, repeats, 2)
+    peak = torch.cuda.max_memory_allocated() / 2**20
+    torch.cuda.empty_cache()
+    return times, peak
