@@ -110,3 +110,24 @@ def test_lifecycle_and_bad_checkpoint(tmp_path, ros_context, robot_interfaces):
         assert node.policy is None and node.frontend is None
     finally:
         node.destroy_node()
+
+
+def test_instruction_from_parameter_and_run_time_change(tmp_path, ros_context, robot_interfaces):
+    from rclpy.parameter import Parameter
+
+    from vla_ros.ros.nodes.policy_node import PolicyNode
+
+    cfg = load_runtime_config("franka")
+    node = PolicyNode(cfg, context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=tiny_checkpoint(tmp_path, cfg, "baseline")), Parameter("device", value="cpu"),
+        Parameter("instruction", value="open the drawer")])
+    try:
+        from rclpy.lifecycle import TransitionCallbackReturn as R
+
+        assert node.trigger_configure() == R.SUCCESS
+        assert node.frontend.assembler.instruction == "open the drawer"
+        result = node.set_parameters([Parameter("instruction", value="close the drawer")])[0]
+        assert result.successful and node.frontend.assembler.instruction == "close the drawer"
+        assert not node.set_parameters([Parameter("modalities", value="thermal")])[0].successful
+    finally:
+        node.destroy_node()

@@ -43,6 +43,7 @@ class ExecutorNode(Node):
         self.refused_second_publisher = 0
         self._consumed_seq: int | None = None
         self._newest_chunk = None
+        self._publisher_check = (-1e18, False)
         control = MutuallyExclusiveCallbackGroup()
         safety = MutuallyExclusiveCallbackGroup()
         self.adapter = AdapterPublisher(self, cfg.adapter, cfg.executor.base_frame, control) if self.actuate else None
@@ -84,8 +85,12 @@ class ExecutorNode(Node):
         else:
             self._newest_chunk = chunk
 
-    def _controller_has_other_publishers(self) -> bool:
-        return any(self.count_publishers(t) > 1 for t in self.adapter.controller_topics())
+    def _controller_has_other_publishers(self, now_s: float) -> bool:
+        """A graph query per tick would cost more than the tick at 200 Hz: refresh every 0.2 s."""
+        if now_s - self._publisher_check[0] > 0.2:
+            other = any(self.count_publishers(t) > 1 for t in self.adapter.controller_topics())
+            self._publisher_check = (now_s, other)
+        return self._publisher_check[1]
 
     def _tick(self) -> None:
         now = self.now_s()
@@ -105,7 +110,7 @@ class ExecutorNode(Node):
         self.last_command = cmd
         if self.adapter is None:
             return
-        if self._controller_has_other_publishers():
+        if self._controller_has_other_publishers(now):
             self.refused_second_publisher += 1
             self.core.counters["refused_second_publisher"] += 1
             topics = self.adapter.controller_topics()
