@@ -105,3 +105,24 @@ def test_shared_bags_from_other_projects(shared_testdata):
     with Bag(root / "rosbag2_talker_foxy_sqlite3") as b:
         texts = [m.data for topic, _, m in b.messages(["/topic"])]
     assert texts == [f"Hello, world! {i}" for i in range(10)]
+
+
+def test_custom_type_from_msg_folder(tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    definition = "float64 x\nfloat64 y\nfloat64 z\nfloat64 roll\nfloat64 pitch\nfloat64 yaw\nfloat64 gripper\n" \
+                 "int32 mode1\nint32 mode2\n"
+    ts = get_typestore(Stores.LATEST)
+    ts.register(get_types_from_msg(definition, "piper_msgs/msg/PosCmd"))
+    PosCmd = ts.types["piper_msgs/msg/PosCmd"]
+    with Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+        c = w.add_connection("/pos_cmd_left", "piper_msgs/msg/PosCmd", typestore=ts)
+        w.write(c, 1, ts.serialize_cdr(PosCmd(x=0.25, y=0, z=0.3, roll=0, pitch=1.5, yaw=0, gripper=0.04, mode1=0,
+                                              mode2=0), "piper_msgs/msg/PosCmd"))
+    msg_dir = tmp_path / "defs" / "piper_msgs" / "msg"
+    msg_dir.mkdir(parents=True)
+    (msg_dir / "PosCmd.msg").write_text(definition)
+    with Bag(tmp_path / "bag", [tmp_path / "defs"]) as b:
+        (_, _, m), = list(b.messages())
+    assert m.x == 0.25 and m.gripper == 0.04

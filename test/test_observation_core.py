@@ -145,3 +145,23 @@ def test_reference_is_the_newest_rgb_that_has_its_depth():
     a.add_depth("front", 10.101, DEPTH)
     obs = a.assemble(now_s=10.12)
     assert obs.stamp_s == 10.1 and obs.cameras[0].depth_m is not None
+
+
+def test_two_cameras_synchronised_within_slop():
+    cfg = from_dict(ObservationConfig, {
+        "cameras": [{"name": "front"}, {"name": "wrist", "rgb_topic": "/wrist/image", "info_topic": "/wrist/info"}],
+        "joint_names": ["j1", "j2"], "slop_s": 0.02})
+    a = ObservationAssembler(cfg)
+    for cam in ("front", "wrist"):
+        a.add_camera_info(cam, intrinsics_from_fields(K, [], 4, 3))
+    a.set_instruction("x")
+    a.add_joint_state(10.0, [0, 0])
+    a.add_image("front", 10.0, RGB)
+    a.add_image("wrist", 9.90, RGB)
+    a.add_image("wrist", 10.01, RGB)
+    obs = a.assemble(now_s=10.02)
+    assert obs.valid and [c.name for c in obs.cameras] == ["front", "wrist"]
+    assert obs.cameras[1].stamp_s == 10.01
+    a.add_image("front", 10.2, RGB)  # the wrist camera lags: out of sync
+    obs = a.assemble(now_s=10.21)
+    assert not obs.valid and any("out of sync" in r for r in obs.reasons)

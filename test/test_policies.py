@@ -120,3 +120,19 @@ def test_checkpoint_mismatches_are_named(tmp_path):
     (tmp_path / "config.yaml").write_text("policy:\n  method: falcon\n  horizn: 3\n")
     with pytest.raises(CheckpointError, match="horizn"):
         load_policy(tmp_path)
+
+
+def test_spatialvla_estimates_depth_from_a_local_esm_when_the_sensor_has_none(tmp_path):
+    from safetensors.torch import save_file
+
+    from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, ESMConfig
+
+    est_cfg = {"embed_dim": 32, "heads": 2, "depth": 1, "patch_size": 8, "img_size": 64, "dino_depth": 1,
+               "depth_input": False, "pose_input": False}
+    save_file(EmbodiedSpatialModel(ESMConfig(**est_cfg)).state_dict(), str(tmp_path / "esm.safetensors"))
+    policy = build("spatialvla", method_args={"depth_estimator_checkpoint": str(tmp_path / "esm.safetensors"),
+                                              "depth_estimator": est_cfg})
+    batch = policy.observation_to_batch(observation(depth=False))
+    feats = policy.encode(batch, ("rgb",))
+    assert feats["ego3d"] is True  # Ego3D from estimated depth
+    assert policy.infer(observation(depth=False)).position_m.shape == (4, 1, 3)
