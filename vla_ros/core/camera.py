@@ -27,12 +27,6 @@ class Intrinsics:
     height: int
     distortion_model: str = ""
 
-    @property
-    def fov_rad(self) -> tuple[float, float]:
-        """Horizontal and vertical field of view."""
-        fx, fy = self.K[0, 0], self.K[1, 1]
-        return 2 * np.arctan2(self.width / 2, fx), 2 * np.arctan2(self.height / 2, fy)
-
     def resized(self, width: int, height: int) -> Intrinsics:
         """K for the image resized (whole frame) to width x height. Pixel centres map as OpenCV resize does."""
         sx, sy = width / self.width, height / self.height
@@ -52,11 +46,6 @@ class Intrinsics:
         K[1, 2] -= y0
         return Intrinsics(K, self.D, width, height, self.distortion_model)
 
-    def center_cropped_square(self) -> tuple[Intrinsics, tuple[int, int, int, int]]:
-        side = min(self.width, self.height)
-        x0, y0 = (self.width - side) // 2, (self.height - side) // 2
-        return self.cropped(x0, y0, side, side), (x0, y0, side, side)
-
 
 def intrinsics_from_fields(k, d, width: int, height: int, distortion_model: str = "") -> Intrinsics:
     """Build Intrinsics from CameraInfo's k (9 values, row-major), d, width, height."""
@@ -70,9 +59,3 @@ def intrinsics_from_fields(k, d, width: int, height: int, distortion_model: str 
         raise CameraInfoError(f"width/height: invalid image size {width}x{height}")
     return Intrinsics(K, np.asarray(d, dtype=np.float64), int(width), int(height), distortion_model or "")
 
-
-def intrinsics_from_fov(width: int, height: int, fovy_rad: float) -> Intrinsics:
-    """Ideal pinhole with square pixels from a vertical field of view (as MuJoCo cameras are defined)."""
-    f = 0.5 * height / np.tan(0.5 * fovy_rad)
-    K = np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
-    return Intrinsics(K, np.zeros(5), width, height, "plumb_bob")

@@ -143,6 +143,3 @@ def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
-
-def save_yaml(obj: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))

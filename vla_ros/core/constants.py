@@ -26,16 +26,8 @@ METHOD_SPATIAL_FORCING = "spatial_forcing"
 METHOD_SPATIALVLA = "spatialvla"
 METHODS = (METHOD_BASELINE, METHOD_FALCON, METHOD_SPATIAL_FORCING, METHOD_SPATIALVLA)
 
-# Per-arm action layout produced by every policy: xyz (m), rotation vector (rad), gripper [0, 1].
-ACTION_DIM_PER_ARM = 7
-GRIPPER_OPEN = 1.0
-GRIPPER_CLOSED = 0.0
-
 # Checkpoint folder layout.
 CKPT_WEIGHTS = "model.safetensors"
 CKPT_CONFIG = "config.yaml"
 CKPT_NORM_STATS = "norm_stats.json"
 CKPT_TOKENIZER = "tokenizer.json"
-
-# Environment for every DDS participant the project starts in tests, scripts and CI.
-ROS_LOCALHOST_ENV = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp"}

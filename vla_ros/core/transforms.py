@@ -40,20 +40,10 @@ def rotvec_to_quat(rotvec: np.ndarray) -> np.ndarray:
     return canonical_quat(Rotation.from_rotvec(rv.reshape(-1, 3)).as_quat()).reshape(*rv.shape[:-1], 4)
 
 
-def quat_to_rotvec(quat_xyzw: np.ndarray) -> np.ndarray:
-    q = np.asarray(quat_xyzw, dtype=float)
-    return Rotation.from_quat(q.reshape(-1, 4)).as_rotvec().reshape(*q.shape[:-1], 3)
-
-
 def quat_angle_rad(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     """Angle of the rotation between two (batches of) quaternions, in [0, pi]."""
     d = np.abs(np.sum(canonical_quat(q1) * canonical_quat(q2), axis=-1))
     return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
-
-
-def quat_multiply(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Rotation q1 followed by... composed as q1 * q2 (apply q2 first, then q1)."""
-    return canonical_quat((Rotation.from_quat(q1) * Rotation.from_quat(q2)).as_quat())
 
 
 def slerp(q0: np.ndarray, q1: np.ndarray, alpha: float) -> np.ndarray:
@@ -69,11 +59,6 @@ def slerp(q0: np.ndarray, q1: np.ndarray, alpha: float) -> np.ndarray:
         theta = np.arccos(d)
         q = (np.sin((1 - a) * theta) * q0 + np.sin(a * theta) * q1) / np.sin(theta)
     return canonical_quat(q)
-
-
-def euler_xyz_to_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """Extrinsic roll-pitch-yaw (rad, about fixed x, y, z) -> quaternion xyzw."""
-    return canonical_quat(Rotation.from_euler("xyz", [roll, pitch, yaw]).as_quat())
 
 
 def quat_to_euler_xyz(quat_xyzw: np.ndarray) -> np.ndarray:
