@@ -1,0 +1,1 @@
+"""MuJoCo tabletop simulation (numpy + mujoco, no rclpy). Rendered headless with MUJOCO_GL=egl."""
