@@ -20,6 +20,9 @@ assert vla_ros.__file__.startswith(sys.argv[1]), vla_ros.__file__
 import vla_ros.msg
 assert vla_ros.msg.__file__.startswith(sys.argv[1]), vla_ros.msg.__file__
 m = ActionChunk(horizon=3)
+from vla_ros.runtime_config import load_runtime_config, resolve_config_path
+assert str(resolve_config_path("franka")).startswith(sys.argv[1]), resolve_config_path("franka")
+assert load_runtime_config("franka").robot == "franka"
 print("OK", m.horizon, ActionChunk.REFERENCE_DELTA_MEASURED)
 """
 

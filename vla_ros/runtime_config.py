@@ -58,11 +58,20 @@ class RuntimeConfig:
 
 
 def resolve_config_path(name_or_path: str) -> Path:
-    """`franka` -> config/franka.yaml (installed with the package); a path is taken as is."""
+    """`franka` -> config/franka.yaml of a checkout, else share/vla_ros/config of a colcon install; a path is
+    taken as is."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return CONFIG_DIR / f"{name_or_path}.yaml"
+    local = CONFIG_DIR / f"{name_or_path}.yaml"
+    if local.exists():
+        return local
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("vla_ros")) / "config" / f"{name_or_path}.yaml"
+    except (ImportError, LookupError):
+        return local
 
 
 def load_runtime_config(name_or_path: str) -> RuntimeConfig:
