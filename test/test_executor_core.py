@@ -105,3 +105,15 @@ def test_chunk_jump_is_refused():
     assert any("position jump" in r for r in reasons)
     assert ex.counters["refused_chunk: position jump N m > max N m"] == 1  # counted by kind, not by value
     assert sum(v for k, v in ex.counters.items() if k.startswith("refused_chunk")) == 1
+
+
+def test_first_command_is_limited_from_the_measured_pose():
+    ex = make_executor(safety={"max_step_m": 0.01, "max_speed_m_s": 1.0, "max_chunk_jump_m": 0.5})
+    measured = Target(np.array([[0.40, 0.0, 0.3]]), DOWN[None].copy(), np.ones(1))
+    assert ex.on_chunk(chunk(10.0, [0.6, 0.6]), 10.0, measured) == []
+    cmd = ex.tick(10.05, measured)
+    np.testing.assert_allclose(cmd.target.position_m[0], [0.41, 0.0, 0.3])  # one step from the robot, not 0.6
+    far = make_executor()
+    reasons = far.on_chunk(chunk(10.0, [0.75, 0.75]), 10.0, Target(np.array([[0.3, 0.0, 0.3]]), DOWN[None].copy(),
+                                                                    np.ones(1)))
+    assert any("position jump" in r for r in reasons)  # first step 0.45 m from the measured pose: refused

@@ -77,8 +77,9 @@ class Executor:
                 chunk = resolve_reference(chunk, self.last_command, measured)
             except ValueError as exc:
                 reasons = [str(exc)]
-        if not reasons:
-            reasons = validate_chunk(chunk, self.cfg.arm_names, self.cfg.base_frame, self.last_command, s)
+        if not reasons:  # jumps are checked from the last command, or from the measured pose before the first
+            current = self.last_command if self.last_command is not None else measured
+            reasons = validate_chunk(chunk, self.cfg.arm_names, self.cfg.base_frame, current, s)
         if reasons:
             for r in reasons:  # count by kind: numbers stripped so the keys stay few
                 self.counters["refused_chunk: " + re.sub(r"-?\d[\d.e+-]*", "N", r.split(" (")[0])] += 1
@@ -93,7 +94,9 @@ class Executor:
             self.counters["skipped_steps"] += self.splicer.skipped_steps
         return []
 
-    def tick(self, now_s: float) -> Command:
+    def tick(self, now_s: float, measured: Target | None = None) -> Command:
+        """The command for this controller tick. Before any command was sent, step and speed limits apply
+        from the measured pose (when known), so the first target cannot jump the robot."""
         if self.estopped:
             return Command("estop", reason="e-stop engaged")
         if self.paused:
@@ -108,7 +111,8 @@ class Executor:
         raw = self.ensembler.at(now_s) if self.cfg.mode == "ensemble" else self.splicer.at(now_s)
         if raw is None:
             return Command("hold", reason="no target")
-        target = clamp_target(self.last_command, raw, 1.0 / self.cfg.rate_hz, self.cfg.safety, self.counters)
+        previous = self.last_command if self.last_command is not None else measured
+        target = clamp_target(previous, raw, 1.0 / self.cfg.rate_hz, self.cfg.safety, self.counters)
         self.last_command = target
         self.counters["commands"] += 1
         return Command("move", target)

@@ -117,6 +117,9 @@ class ObservationFrontend:
         pose = pose_msg_to_array(msg.pose)
         if not all(math.isfinite(v) for v in pose):
             raise ValueError("pose: non-finite end-effector pose")
+        norm = math.sqrt(sum(v * v for v in pose[3:]))
+        if abs(norm - 1.0) > 1e-2:
+            raise ValueError(f"pose.orientation: not a unit quaternion (norm {norm:.3f})")
         with self._lock:
             self.assembler.add_ee_pose(stamp_to_s(msg.header.stamp), pose)
 

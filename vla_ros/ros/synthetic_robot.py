@@ -76,7 +76,8 @@ class SyntheticRobot:
 
             pose = PoseStamped()
             pose.header.stamp, pose.header.frame_id = s_to_stamp(now), self.cfg.observation.base_frame
-            pose.pose.position.x, pose.pose.position.z, pose.pose.orientation.x = 0.5, 0.3, 1.0
+            pose.pose.position.x, pose.pose.position.z = 0.5, 0.3
+            pose.pose.orientation.x, pose.pose.orientation.w = 1.0, 0.0  # tool pointing down
             self.ee.publish(pose)
         self.published.append(now)
         return now

@@ -69,8 +69,11 @@ class ExecutorNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p = pose_msg_to_array(msg.pose)
-        if np.isfinite(p).all():
-            self.measured = Target(p[None, :3], p[None, 3:], np.ones(1))
+        norm = np.linalg.norm(p[3:])
+        if np.isfinite(p).all() and abs(norm - 1.0) < 1e-2:
+            self.measured = Target(p[None, :3], p[None, 3:] / norm, np.ones(1))
+        else:
+            self.core.counters["rejected_measured_pose"] += 1
 
     def _on_chunk(self, msg) -> None:
         try:
@@ -94,7 +97,7 @@ class ExecutorNode(Node):
 
     def _tick(self) -> None:
         now = self.now_s()
-        cmd = self.core.tick(now)
+        cmd = self.core.tick(now, self.measured)
         c = self._newest_chunk
         if c is not None and self._consumed_seq != c.seq and now >= step_times(c)[-1] - c.dt_s:
             self._consumed_seq = c.seq
