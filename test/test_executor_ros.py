@@ -132,3 +132,40 @@ def test_dry_run_publishes_nothing_to_the_controller(ros_context, robot_interfac
         assert r.node.count_publishers("/target_pose") == 0
     finally:
         r.close()
+
+
+def test_franka_gripper_goals_once_per_crossing(ros_context, robot_interfaces):
+    """Gripper 1 -> 0 -> 1 over many ticks sends one Grasp and then one Move goal (hysteresis), over DDS."""
+    from franka_msgs.action import Grasp, Move
+    from rclpy.action import ActionServer
+
+    r = Rig(ros_context)
+    goals = []
+
+    def serve(kind):
+        def execute(handle):
+            goals.append((kind, handle.request.width, getattr(handle.request, "force", None)))
+            handle.succeed()
+            return (Grasp if kind == "grasp" else Move).Result(success=True)
+        return execute
+
+    servers = [ActionServer(r.io, Grasp, "/franka_gripper/grasp", serve("grasp")),
+               ActionServer(r.io, Move, "/franka_gripper/move", serve("move"))]
+    try:
+        def send(g):
+            T = 8
+            c = ActionChunk(stamp_s=r.now(), dt_s=0.1, frame_id="fr3_link0", arm_names=["arm"],
+                            position_m=np.tile([0.5, 0.0, 0.3], (T, 1, 1)).astype(float),
+                            quat_xyzw=np.tile(DOWN, (T, 1, 1)), gripper=np.full((T, 1), g), seq=r.seq)
+            r.seq += 1
+            r.chunks.publish(chunk_to_msg(c))
+        r.spin(1.0, feed=lambda: send(1.0))
+        r.spin(1.5, feed=lambda: send(0.0))
+        r.spin(1.5, feed=lambda: send(1.0))
+    finally:
+        for s in servers:
+            s.destroy()
+        r.close()
+    kinds = [g[0] for g in goals]
+    assert kinds == ["grasp", "move"], goals
+    assert goals[0][2] == pytest.approx(20.0) and goals[1][1] == pytest.approx(0.08)
