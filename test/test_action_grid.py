@@ -1,9 +1,11 @@
 """Adaptive Action Grids: equal-probability edges, round trip within half a bin, exact linear adaptation."""
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-from vla_ros.policies.spatialvla.action_grid import (
+from vla_ros.policies.tokenizers.action_grid import (
     RANGES,
     ActionGrid,
     GridSpec,
@@ -89,3 +91,108 @@ def test_save_load(tmp_path):
     g.save(tmp_path / "tokenizer.json")
     h = ActionGrid.load(tmp_path / "tokenizer.json")
     np.testing.assert_array_equal(g.encode(a), h.encode(a))
+
+
+# --- the tokenizer inside the SpatialVLA policy -----------------------------------------------------------
+def spatialvla(seed=0, **kw):
+    import torch
+
+    from vla_ros.policies.factory import make_policy, tiny_config
+    from vla_ros.training.synthetic import synthetic_norm_stats
+
+    torch.manual_seed(seed)
+    cfg = tiny_config("spatialvla", **kw)
+    return make_policy(cfg, synthetic_norm_stats(cfg))
+
+
+def test_codec_normalizes_with_q01_q99_and_round_trips_within_half_a_bin():
+    import torch
+
+    from vla_ros.training.synthetic import synthetic_batch
+
+    policy = spatialvla()
+    s = policy.norm_stats.stats["action"]
+    codec = policy.codec
+    # q01 and q99 map to the ends of the normalized range: theta/phi of (-1, -1, -1) and r = sqrt(3)
+    lo = torch.tensor(np.r_[s.q01[:6], 0.0], dtype=torch.float32).reshape(1, 1, 1, 7)
+    arm, _ = codec.actions.normalize(lo)
+    np.testing.assert_allclose(arm.numpy().ravel(), -1.0, atol=1e-5)
+    batch = synthetic_batch(policy.config, 16, seed=3)
+    tokens = codec.encode(batch["action"])
+    assert tokens.shape == (16, 4 * 1 * 3)
+    back = codec.decode(tokens, 4, 1)
+    a_n, _ = codec.actions.normalize(batch["action"])
+    b_n, _ = codec.actions.normalize(back)
+    g = policy.grid
+    for i, var in enumerate(("roll", "pitch", "yaw")):
+        widths = np.diff(g.edges[var])
+        assert np.all((b_n[..., 3 + i] - a_n[..., 3 + i]).abs().numpy() <= widths.max() / 2 + 1e-5)
+    np.testing.assert_array_equal(back[..., 6].numpy(), batch["action"][..., 6].numpy())
+    pad = torch.zeros(16, 4, dtype=torch.bool)
+    pad[:, 3] = True
+    assert (codec.encode(batch["action"], pad)[:, 9:] == -100).all()
+
+
+def test_autoregressive_decoding_reproduces_a_memorised_chunk():
+    import torch
+
+    from vla_ros.training.synthetic import synthetic_batch
+
+    small = {"theta": 4, "phi": 8, "r": 4, "roll": 4, "pitch": 4, "yaw": 4}  # 194 tokens: quick on a CPU
+    policy = spatialvla(seed=1, horizon=2, method_args={"grid": {"bins": small}})
+    assert policy.grid.vocab_size == 4 * 8 * 4 + 4 ** 3 + 2
+    batch = synthetic_batch(policy.config, 1, seed=7)
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    for _ in range(40):
+        loss, m = policy.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert m["token_acc"] == 1.0
+    with torch.no_grad():
+        pred = policy.predict_actions(batch, ("rgb", "depth"))
+    torch.testing.assert_close(pred, policy.codec.decode(policy.codec.encode(batch["action"]), 2, 1))
+
+
+def test_policy_adaptation_interpolates_embeddings_and_survives_a_checkpoint(tmp_path):
+    from vla_ros.policies.factory import load_policy, save_checkpoint
+    from vla_ros.training.checkpoint import CheckpointError
+    from vla_ros.training.synthetic import synthetic_batch
+
+    policy = spatialvla()
+    old_grid, old_emb = policy.grid, policy.token_embed.weight.detach().numpy().copy()
+    new_actions = synthetic_batch(policy.config, 64, seed=9)["action"].reshape(-1, 7).numpy() * 0.5
+    policy.adapt_tokenizer(new_actions)
+    assert policy.grid.mismatch(old_grid)  # re-cut
+    expected = policy.grid.adapt_embeddings(old_grid, old_emb[:old_grid.vocab_size])
+    np.testing.assert_allclose(policy.token_embed.weight.detach().numpy()[:-1], expected, rtol=1e-6)
+    save_checkpoint(policy, tmp_path)
+    loaded = load_policy(tmp_path)
+    assert not loaded.grid.mismatch(policy.grid)
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    data["spec"]["gaussians"]["yaw"] = [0.0, 0.9]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"tokenizer.json does not match method_args.grid.*yaw"):
+        load_policy(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    with pytest.raises(CheckpointError, match="tokenizer.json: missing"):
+        load_policy(tmp_path)
+
+
+def test_adaptive_ensembler_known_weights():
+    from vla_ros.policies.spatialvla.processing_spatialvla import AdaptiveEnsembler
+
+    ens = AdaptiveEnsembler(alpha=0.0, history=4)
+    first = np.arange(3 * 1 * 2, dtype=float).reshape(3, 1, 2) + 1
+    np.testing.assert_array_equal(ens(10.0, 0.1, first), first)
+    second = np.full((3, 1, 2), 10.0)
+    out = ens(10.1, 0.1, second)  # one step later: first[j + 1] overlaps second[j] for j = 0, 1
+    np.testing.assert_allclose(out[0], (second[0] + first[1]) / 2)
+    np.testing.assert_allclose(out[1], (second[1] + first[2]) / 2)
+    np.testing.assert_allclose(out[2], second[2])
+    ens = AdaptiveEnsembler(alpha=1.0)
+    ens(0.0, 1.0, np.array([[[1.0, 0.0]], [[0.0, 1.0]]]))
+    out = ens(1.0, 1.0, np.array([[[1.0, 0.0]], [[1.0, 0.0]]]))
+    w_same, w_orth = np.exp(1.0), np.exp(0.0)  # cos = 1 for the new one, 0 for the old prediction
+    expected = (w_same * np.array([1.0, 0]) + w_orth * np.array([0, 1.0])) / (w_same + w_orth)
+    np.testing.assert_allclose(out[0, 0], expected)

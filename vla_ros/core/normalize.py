@@ -2,7 +2,8 @@
 
 Per key ("action", "proprio"): mean, std, q01, q99 over the flattened last dimension, and a mask of the
 dims that are normalized (e.g. the gripper stays in [0, 1]). Two modes: "q01_q99" maps [q01, q99] to
-[-1, 1] (clipped); "mean_std" standardizes.
+[-1, 1] (clipped); "mean_std" standardizes. `normalize` and `unnormalize` mirror each other and accept
+numpy arrays or torch tensors (torch is imported only when a tensor is passed).
 """
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from pathlib import Path
 import numpy as np
 
 EPS = 1e-6
+MODES = ("q01_q99", "mean_std")
+FIELDS = ("mean", "std", "q01", "q99", "mask")
 
 
 class NormStatsError(ValueError):
-    pass
+    """Norm stats are missing, malformed or do not fit the data; the message names the key (and file)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class KeyStats:
     mean: np.ndarray
     std: np.ndarray
@@ -27,81 +30,113 @@ class KeyStats:
     q99: np.ndarray
     mask: np.ndarray  # True = normalized
 
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
     def to_json(self) -> dict:
-        return {k: getattr(self, k).tolist() for k in ("mean", "std", "q01", "q99", "mask")}
+        return {k: getattr(self, k).tolist() for k in FIELDS}
 
     @classmethod
     def from_json(cls, d: dict, key: str) -> KeyStats:
+        if not isinstance(d, dict):
+            raise NormStatsError(f"norm stats '{key}': expected a mapping of {list(FIELDS)}, got {type(d).__name__}")
         try:
-            arrays = {k: np.asarray(d[k], dtype=bool if k == "mask" else np.float64)
-                      for k in ("mean", "std", "q01", "q99", "mask")}
+            arrays = {k: np.asarray(d[k], dtype=bool if k == "mask" else np.float64) for k in FIELDS}
         except KeyError as exc:
             raise NormStatsError(f"norm stats '{key}': missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise NormStatsError(f"norm stats '{key}': a field is not a list of numbers ({exc})") from None
         dims = {k: v.shape for k, v in arrays.items()}
-        if len(set(dims.values())) != 1:
+        if len(set(dims.values())) != 1 or arrays["mean"].ndim != 1:
             raise NormStatsError(f"norm stats '{key}': fields disagree in size {dims}")
+        for k in ("mean", "std", "q01", "q99"):
+            if not np.isfinite(arrays[k]).all():
+                raise NormStatsError(f"norm stats '{key}.{k}': contains NaN/Inf")
         return cls(**arrays)
 
 
 class NormStats:
+    """Per-key statistics plus the default mode; see the module docstring."""
+
     def __init__(self, stats: dict[str, KeyStats], mode: str = "q01_q99"):
-        if mode not in ("q01_q99", "mean_std"):
-            raise NormStatsError(f"mode: {mode!r} is not q01_q99 or mean_std")
+        if mode not in MODES:
+            raise NormStatsError(f"mode: {mode!r} is not one of {MODES}")
         self.stats, self.mode = stats, mode
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], mask: dict[str, np.ndarray] | None = None,
                     mode: str = "q01_q99") -> NormStats:
+        """Statistics over all rows of each (..., D) array; `mask[key]` (D,) bool marks normalized dims."""
         out = {}
         for key, x in arrays.items():
-            x = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
+            x = np.asarray(x, dtype=np.float64)
+            if x.ndim == 0 or x.size == 0:
+                raise NormStatsError(f"norm stats '{key}': need a non-empty (N, D) array, got shape {x.shape}")
+            x = x.reshape(-1, x.shape[-1])
             if not np.isfinite(x).all():
                 raise NormStatsError(f"norm stats '{key}': data contains NaN/Inf")
             m = np.ones(x.shape[1], bool) if mask is None or key not in mask else np.asarray(mask[key], bool)
+            if m.shape != (x.shape[1],):
+                raise NormStatsError(f"norm stats '{key}': mask has shape {m.shape}, data has {x.shape[1]} dims")
             out[key] = KeyStats(x.mean(0), x.std(0), np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0), m)
         return cls(out, mode)
 
     def dim(self, key: str) -> int:
-        return int(self._get(key).mean.shape[0])
+        return self._get(key).dim
+
+    def check_dims(self, expected: dict[str, int], source: str = "") -> None:
+        """Raise NormStatsError naming the key (and `source`) when a key is missing or has another size."""
+        where = f"{source}: " if source else ""
+        for key, n in expected.items():
+            if key not in self.stats:
+                raise NormStatsError(f"{where}norm stats have no key {key!r} (have {sorted(self.stats)})")
+            if self.stats[key].dim != n:
+                raise NormStatsError(f"{where}norm stats '{key}' have {self.stats[key].dim} dims, expected {n}")
 
     def _get(self, key: str) -> KeyStats:
         if key not in self.stats:
             raise NormStatsError(f"norm stats have no key {key!r} (have {sorted(self.stats)})")
         return self.stats[key]
 
-    def _check(self, key: str, x) -> KeyStats:
+    def _check(self, key: str, x, mode: str | None) -> tuple[KeyStats, str]:
         s = self._get(key)
-        if x.shape[-1] != s.mean.shape[0]:
-            raise NormStatsError(f"norm stats '{key}' have {s.mean.shape[0]} dims but the data has {x.shape[-1]}")
-        return s
+        if x.shape[-1] != s.dim:
+            raise NormStatsError(f"norm stats '{key}' have {s.dim} dims but the data has {x.shape[-1]}")
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise NormStatsError(f"mode: {mode!r} is not one of {MODES}")
+        return s, mode
 
-    def normalize(self, key: str, x):
-        s = self._check(key, x)
-        if self.mode == "q01_q99":
+    def normalize(self, key: str, x, mode: str | None = None):
+        """Raw -> normalized (masked dims pass through). `mode` overrides the stats' default mode."""
+        x = _as_float(x)
+        s, mode = self._check(key, x, mode)
+        if mode == "q01_q99":
             lo, hi = _like(s.q01, x), _like(s.q99, x)
-            y = 2.0 * (x - lo) / (hi - lo + EPS) - 1.0
-            y = y.clip(-1.0, 1.0)
+            y = (2.0 * (x - lo) / (hi - lo + EPS) - 1.0).clip(-1.0, 1.0)
         else:
             y = (x - _like(s.mean, x)) / (_like(s.std, x) + EPS)
-        m = _like(s.mask, x, bool)
-        return y * m + x * ~m if not hasattr(x, "where") else x.where(~m, y)
+        return _select(_like(s.mask, x, bool), y, x)
 
-    def unnormalize(self, key: str, y):
-        s = self._check(key, y)
-        if self.mode == "q01_q99":
+    def unnormalize(self, key: str, y, mode: str | None = None):
+        """Normalized -> raw; the inverse of `normalize` inside [q01, q99] (mean_std: everywhere)."""
+        y = _as_float(y)
+        s, mode = self._check(key, y, mode)
+        if mode == "q01_q99":
             lo, hi = _like(s.q01, y), _like(s.q99, y)
             x = (y + 1.0) / 2.0 * (hi - lo + EPS) + lo
         else:
             x = y * (_like(s.std, y) + EPS) + _like(s.mean, y)
-        m = _like(s.mask, y, bool)
-        return x * m + y * ~m if not hasattr(y, "where") else y.where(~m, x)
+        return _select(_like(s.mask, y, bool), x, y)
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "stats": {k: v.to_json() for k, v in self.stats.items()}}
+        return {"format": "vla_ros.norm_stats", "version": 1, "mode": self.mode,
+                "stats": {k: v.to_json() for k, v in self.stats.items()}}
 
     @classmethod
     def from_json(cls, d: dict) -> NormStats:
-        if "stats" not in d:
+        if not isinstance(d, dict) or "stats" not in d:
             raise NormStatsError("norm stats JSON has no 'stats' field")
         return cls({k: KeyStats.from_json(v, k) for k, v in d["stats"].items()}, d.get("mode", "q01_q99"))
 
@@ -109,19 +144,41 @@ class NormStats:
         Path(path).write_text(json.dumps(self.to_json(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> NormStats:
+    def load(cls, path: str | Path, expected_dims: dict[str, int] | None = None) -> NormStats:
+        """Load a norm_stats.json; with `expected_dims` (key -> size) a missing key or wrong size is named."""
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
+            stats = cls.from_json(json.loads(Path(path).read_text()))
         except FileNotFoundError:
             raise NormStatsError(f"{path}: norm stats file not found") from None
         except json.JSONDecodeError as exc:
             raise NormStatsError(f"{path}: not valid JSON ({exc})") from None
+        except NormStatsError as exc:
+            raise NormStatsError(f"{path}: {exc}") from None
+        if expected_dims:
+            stats.check_dims(expected_dims, str(path))
+        return stats
+
+
+def _as_float(x):
+    if isinstance(x, np.ndarray) or not hasattr(x, "is_floating_point"):
+        x = np.asarray(x)
+        return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
+    return x if x.is_floating_point() else x.float()
 
 
 def _like(a: np.ndarray, x, dtype=None):
-    """Broadcast a stats vector to x's type (numpy array or torch tensor)."""
+    """A stats vector in x's kind (numpy array or torch tensor), dtype and device."""
     if isinstance(x, np.ndarray):
         return a.astype(dtype or x.dtype)
     import torch
 
     return torch.as_tensor(a, dtype=torch.bool if dtype is bool else x.dtype, device=x.device)
+
+
+def _select(mask, a, b):
+    """Elementwise: a where mask else b (numpy or torch)."""
+    if isinstance(a, np.ndarray):
+        return np.where(mask, a, b)
+    import torch
+
+    return torch.where(mask, a, b)

@@ -1,51 +1,45 @@
-"""The one policy interface: reset(), infer(observation) -> ActionChunk, compute_loss(batch).
+"""The one policy interface: reset(), infer(observation) -> ActionChunk, compute_loss(batch) -> (loss, metrics).
 
-Subclasses implement `encode(batch, modalities) -> dict` (must contain "action_hidden") plus the head
-(`predict(features) -> normalized actions` and `head_loss(features, batch)`); pre- and post-processing
-(resize + K rescale, normalization, modality choice, chunk assembly) live here once.
+Subclasses implement `encode(batch, modalities, training) -> dict` (with "action_hidden" (B, W)) and may
+override the head (`predict_actions`, `head_loss`) and add a training-only loss (`extra_loss`). Pre- and
+post-processing (resize + K rescale, normalization, modality choice, chunk assembly) live in processing.py.
 """
 from __future__ import annotations
 
 import abc
 import time
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 
-from vla_ros.core.actions import actions_to_poses
-from vla_ros.core.camera import Intrinsics
-from vla_ros.core.constants import MOD_DEPTH, MOD_POSE, MOD_RGB, MODALITY_SETS
+from vla_ros.core.constants import MOD_RGB
 from vla_ros.core.normalize import NormStats
 from vla_ros.core.types import ActionChunk, Observation
 from vla_ros.policies.config import PolicyConfig
+from vla_ros.policies.processing import (
+    ActionProcessor,
+    PolicyInputError,
+    actions_to_chunk,
+    choose_modalities,
+    observation_to_batch,
+)
 
-
-class PolicyInputError(ValueError):
-    """The observation does not fit the policy (cameras, proprio size, ...)."""
-
-
-def choose_modalities(allowed: str, requested: tuple[str, ...] | None, has_depth: bool, has_pose: bool
-                      ) -> tuple[str, ...]:
-    """Inputs to use: allowed by the config, asked for (if any) and actually present."""
-    use = [MOD_RGB]
-    ok = set(MODALITY_SETS[allowed]) & (set(requested) if requested else set(MODALITY_SETS[allowed]))
-    if MOD_DEPTH in ok and has_depth:
-        use.append(MOD_DEPTH)
-    if MOD_POSE in ok and has_pose:
-        use.append(MOD_POSE)
-    return tuple(use)
+__all__ = ["Policy", "PolicyInputError", "choose_modalities"]
 
 
 class Policy(nn.Module, abc.ABC):
     method = "base"
     INPUTS: tuple[str, ...] = (MOD_RGB,)  # modalities the model reads at inference
+    TINY_ARGS: dict = {}  # method_args of the method's tiny config
 
-    def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None):
+    def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
+        """external_weights: read the local weight files the config names (VLM folder, ESM/estimator checkpoints);
+        False when a checkpoint's model.safetensors will provide every weight (load_policy)."""
         super().__init__()
         self.config = config
         self.norm_stats = norm_stats
+        self.external_weights = external_weights
+        self.actions = ActionProcessor(norm_stats)
 
     # --- interface ----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -55,26 +49,23 @@ class Policy(nn.Module, abc.ABC):
     def infer(self, obs: Observation, modalities: tuple[str, ...] | None = None) -> ActionChunk:
         t0 = time.perf_counter()
         batch = self.observation_to_batch(obs)
-        has_depth = all(c.depth_m is not None for c in obs.cameras)
+        has_depth = all(c.depth_m is not None for c in obs.cameras) and bool(batch["depth_valid"].any())
         has_pose = all(c.T_base_camera is not None for c in obs.cameras)
         used = choose_modalities(self.config.modalities, modalities, has_depth, has_pose)
         used = tuple(m for m in used if m in self.INPUTS)  # what this method can actually consume
         self.eval()
-        actions = self.predict_actions(batch, used)[0].cpu().numpy()  # (T, A, 7)
-        pos, quat, grip = actions_to_poses(actions, self.config.rotation_ref_quat_xyzw)
-        return ActionChunk(stamp_s=obs.stamp_s, dt_s=self.config.dt_s, frame_id="",
-                           arm_names=list(self.config.arm_names),
-                           position_m=pos, quat_xyzw=quat, gripper=grip, reference=self.config.action_reference,
-                           modalities=used, method=self.method, policy_name=self.config.name,
-                           inference_latency_s=time.perf_counter() - t0)
+        actions = self.predict_actions(batch, used)[0].float().cpu().numpy()  # (T, A, 7)
+        actions = self.postprocess(actions, obs)
+        return actions_to_chunk(actions, obs, self.config, used, self.method, time.perf_counter() - t0)
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         used = choose_modalities(self.config.modalities, None, True, True)
-        feats = self.encode(batch, used, training=True)
+        feats = self.encode(batch, used, training=self.training)
         loss, metrics = self.head_loss(feats, batch)
         extra, extra_metrics = self.extra_loss(feats, batch)
         total = loss + extra
         metrics.update(extra_metrics)
+        metrics["action_loss"] = float(loss.detach())  # comparable across methods (no training-only terms)
         metrics["loss"] = float(total.detach())
         return total, metrics
 
@@ -90,69 +81,21 @@ class Policy(nn.Module, abc.ABC):
         """(B, T, A, 7) unnormalized actions."""
         feats = self.encode(batch, modalities)
         arm, grip_logit = self.head.predict(feats["action_hidden"])
-        return self.to_actions(arm, grip_logit)
+        return self.actions.unnormalize(arm, torch.sigmoid(grip_logit))
 
     def head_loss(self, feats: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        target_arm, target_grip = self.split_target(batch)
+        target_arm, target_grip = self.actions.normalize(batch["action"])
         return self.head.loss(feats["action_hidden"], target_arm, target_grip, batch.get("action_pad"))
+
+    def postprocess(self, actions, obs: Observation):
+        """(T, A, 7) raw actions of one inference -> the ones to publish (e.g. an ensembler); identity here."""
+        return actions
 
     # --- shared processing --------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def split_target(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalized arm dims (B, T, A, 6) and gripper targets (B, T, A) from the raw action."""
-        a = batch["action"]
-        B, T, A, _ = a.shape
-        flat = a.reshape(B, T, A * 7)
-        if self.norm_stats is not None:
-            flat = self.norm_stats.normalize("action", flat)
-        n = flat.reshape(B, T, A, 7)
-        return n[..., :6], a[..., 6].clamp(0, 1)
-
-    def to_actions(self, arm: torch.Tensor, grip_logit: torch.Tensor) -> torch.Tensor:
-        B, T, A, _ = arm.shape
-        flat = torch.cat([arm, torch.sigmoid(grip_logit)[..., None]], -1).reshape(B, T, A * 7)
-        if self.norm_stats is not None:
-            flat = self.norm_stats.unnormalize("action", flat)
-        out = flat.reshape(B, T, A, 7)
-        out[..., 6] = out[..., 6].clamp(0, 1)
-        return out
-
     def observation_to_batch(self, obs: Observation) -> dict:
-        """One observation -> a batch of one (contract: see vla_ros/training/synthetic.py)."""
         cfg = self.config
-        by_name = {c.name: c for c in obs.cameras}
-        missing = [n for n in cfg.camera_names if n not in by_name]
-        if missing:
-            raise PolicyInputError(f"cameras: policy needs {cfg.camera_names}, observation lacks {missing}")
-        if obs.proprio.shape[-1] != cfg.proprio_dim:
-            raise PolicyInputError(f"proprio: policy expects {cfg.proprio_dim} values, got {obs.proprio.shape[-1]}")
-        s = cfg.image_size
-        rgb, depth, valid, K, T, pose_ok = [], [], [], [], [], True
-        for name in cfg.camera_names:
-            cam = by_name[name]
-            h, w = cam.rgb.shape[:2]
-            rgb.append(cv2.resize(np.ascontiguousarray(cam.rgb), (s, s), interpolation=cv2.INTER_AREA))
-            K.append(Intrinsics(np.asarray(cam.K, float), np.zeros(0), w, h).resized(s, s).K)
-            if cam.depth_m is not None:
-                d = cv2.resize(np.ascontiguousarray(cam.depth_m, np.float32), (s, s), interpolation=cv2.INTER_NEAREST)
-                v = cv2.resize(cam.depth_valid.astype(np.uint8), (s, s), interpolation=cv2.INTER_NEAREST) > 0
-            else:
-                d, v = np.zeros((s, s), np.float32), np.zeros((s, s), bool)
-            depth.append(d)
-            valid.append(v)
-            pose_ok = pose_ok and cam.T_base_camera is not None
-            T.append(cam.T_base_camera if cam.T_base_camera is not None else np.eye(4))
-        dev = self.device
-        return {
-            "rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float().div(255.0)[None].to(dev),
-            "depth_m": torch.from_numpy(np.stack(depth))[None].to(dev),
-            "depth_valid": torch.from_numpy(np.stack(valid))[None].to(dev),
-            "K": torch.from_numpy(np.stack(K)).float()[None].to(dev),
-            "T_base_camera": torch.from_numpy(np.stack(T)).float()[None].to(dev),
-            "pose_valid": torch.tensor([pose_ok], device=dev),
-            "proprio": torch.from_numpy(np.asarray(obs.proprio, np.float32))[None].to(dev),
-            "instruction": [obs.instruction],
-        }
+        return observation_to_batch(obs, cfg.camera_names, cfg.image_size, cfg.proprio_dim, self.device)

@@ -53,6 +53,10 @@ class TrainConfig:
         check_range("batch_size", self.batch_size, 1, 65536)
         check_range("lr", self.lr, 0.0, 1.0)
         check(self.device in ("cpu", "cuda"), "device", self.device, "expected cpu or cuda")
+        check_range("eval_every", self.eval_every, 1)
+        check_range("ckpt_every", self.ckpt_every, 1)
+        check_range("val_fraction", self.val_fraction, 0.0, 1.0)
+        from_dict(PolicyConfig, self.policy, "policy")  # names a bad policy key when the file is read
 
 
 class _LossModule(nn.Module):
@@ -85,57 +89,126 @@ def _dist():
     return world, rank
 
 
-def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int):
-    """(train iterator factory, val batches, norm stats)."""
+def collate(samples: list[dict]) -> dict:
+    """Contract samples -> a batch: tensors stacked, strings kept as a list."""
+    out = {}
+    for k in samples[0]:
+        vals = [s[k] for s in samples]
+        out[k] = vals if isinstance(vals[0], str) else torch.stack([torch.as_tensor(v) for v in vals])
+    return out
+
+
+def norm_stats_from_samples(data, action_dim: int, max_samples: int = 4096):
+    """NormStats over (up to) `max_samples` contract samples; gripper dims stay unnormalized."""
+    from vla_ros.core.normalize import NormStats
+
+    acts, props = [], []
+    for i, sample in enumerate(data):
+        if i >= max_samples:
+            break
+        keep = ~torch.as_tensor(sample.get("action_pad", torch.zeros(len(sample["action"]), dtype=torch.bool)))
+        acts.append(torch.as_tensor(sample["action"])[keep].reshape(-1, action_dim))
+        props.append(torch.as_tensor(sample["proprio"]).reshape(1, -1))
+    if not acts:
+        raise ValueError("training data is empty: cannot compute norm stats")
+    mask = np.ones(action_dim, bool)
+    mask[6::7] = False
+    return NormStats.from_arrays({"action": torch.cat(acts).numpy(), "proprio": torch.cat(props).numpy()},
+                                 {"action": mask})
+
+
+def _loader(data, batch_size: int, shuffle: bool, seed: int, world: int, rank: int, num_workers: int):
+    if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__") and \
+            not isinstance(data, torch.utils.data.IterableDataset):
+        if not shuffle:
+            sampler = None
+        elif world > 1:
+            sampler = torch.utils.data.distributed.DistributedSampler(data, world, rank, seed=seed)
+        else:
+            sampler = torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(seed))
+        return torch.utils.data.DataLoader(data, batch_size, sampler=sampler, num_workers=num_workers,
+                                           collate_fn=collate, drop_last=shuffle and len(data) >= batch_size)
+    return torch.utils.data.DataLoader(_Iterable(data), batch_size, collate_fn=collate)
+
+
+class _Iterable(torch.utils.data.IterableDataset):
+    def __init__(self, data):
+        self.data = data
+
+    def __iter__(self):
+        return iter(self.data)
+
+
+def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int, train_data=None, val_data=None,
+              norm_stats=None, start_step: int = 0):
+    """(train iterator factory, val batches, norm stats). Sources, first that applies: `train_data` (any
+    Dataset or iterable of contract samples), `cfg.dataset` (an on-disk dataset), synthetic batches."""
     from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
 
-    if not cfg.dataset:
-        def train_iter():
-            i = 0
+    if train_data is None and not cfg.dataset:
+        def synthetic_iter():
+            i = start_step
             while True:
                 yield synthetic_batch(pcfg, cfg.batch_size, seed=cfg.seed * 1_000_003 + i * world + rank)
                 i += 1
         val = [synthetic_batch(pcfg, cfg.batch_size, seed=-1 - i + 2**31) for i in range(cfg.val_batches)]
-        return train_iter, val, synthetic_norm_stats(pcfg)
-    from vla_ros.data.torch_dataset import EpisodeDataset, collate
+        return synthetic_iter, val, norm_stats or synthetic_norm_stats(pcfg)
+    if train_data is None:
+        from vla_ros.data.torch_dataset import EpisodeDataset  # the dataset format lives with the bag tools
 
-    kw = {"cameras": pcfg.camera_names, "ref_quat": pcfg.rotation_ref_quat_xyzw}
-    train_ds = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed, **kw)
-    val_ds = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed, **kw)
-    sampler = (torch.utils.data.distributed.DistributedSampler(train_ds, world, rank, seed=cfg.seed)
-               if world > 1 else torch.utils.data.RandomSampler(train_ds, generator=torch.Generator().manual_seed(
-                   cfg.seed)))
-    loader = torch.utils.data.DataLoader(train_ds, cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                                         collate_fn=collate, drop_last=len(train_ds) >= cfg.batch_size)
+        kw = {"cameras": pcfg.camera_names, "ref_quat": pcfg.rotation_ref_quat_xyzw,
+              "reference": pcfg.action_reference}
+        train_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed,
+                                    **kw)
+        val_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed, **kw)
+    if norm_stats is None:
+        norm_stats = getattr(train_data, "norm_stats", None) or norm_stats_from_samples(train_data, pcfg.action_dim)
+    loader = _loader(train_data, cfg.batch_size, True, cfg.seed, world, rank, cfg.num_workers)
 
     def train_iter():
         epoch = 0
         while True:
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(epoch)
-            yield from loader
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(epoch)
+            n = 0
+            for batch in loader:
+                n += 1
+                yield batch
+            if n == 0:
+                raise ValueError("training data yielded no batch")
             epoch += 1
-    val_loader = torch.utils.data.DataLoader(val_ds, cfg.batch_size, shuffle=False, collate_fn=collate)
-    val = [b for _, b in zip(range(cfg.val_batches), val_loader)]
-    return train_iter, val, train_ds.norm_stats
+    val = []
+    if val_data is not None:
+        val_loader = _loader(val_data, cfg.batch_size, False, cfg.seed, 1, 0, 0)
+        val = [b for _, b in zip(range(cfg.val_batches), val_loader)]
+    return train_iter, val, norm_stats
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict:
+def warmup_cosine(opt, steps: int, warmup: int = 20):
+    """Linear warm-up over `warmup` steps, then cosine decay to zero at `steps`."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(
+        math.pi * min(s, steps) / steps)))
+
+
+def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=None, norm_stats=None) -> dict:
+    """Run the loop; returns the last step's metrics (with val_loss). `train_data` / `val_data`: any Dataset or
+    iterable of contract samples (else `cfg.dataset`, else synthetic batches); `norm_stats` defaults to the
+    data's own (`.norm_stats`) or is computed from it."""
     world, rank = _dist()
     _seed_all(cfg.seed)
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cfg.device == "cuda" else torch.device("cpu")
     out = Path(cfg.out)
     pcfg = from_dict(PolicyConfig, cfg.policy, "policy")
-    train_iter, val, norm_stats = make_data(cfg, pcfg, world, rank)
     state_path = out / "train_state.pt"
-    start = 0
-    if cfg.resume and state_path.exists() and (out / "checkpoint").exists():
+    resuming = cfg.resume and state_path.exists() and (out / "checkpoint").exists()
+    start = int(torch.load(state_path, map_location="cpu", weights_only=False)["step"]) if resuming else 0
+    train_iter, val, norm_stats = make_data(cfg, pcfg, world, rank, train_data, val_data, norm_stats, start)
+    if resuming:
         policy = load_checkpoint(out / "checkpoint", str(device)).train()
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        start = state["step"]
     else:
         policy = make_policy(pcfg, norm_stats).to(device)
-        if hasattr(policy, "fit_tokenizer") and cfg.dataset:
+        if hasattr(policy, "fit_tokenizer") and (cfg.dataset or train_data is not None):
             policy.fit_tokenizer(_actions_for_fit(val, train_iter))
         state = None
     module = _LossModule(policy)
@@ -143,8 +216,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(
-        math.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = warmup_cosine(opt, cfg.steps)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -171,7 +243,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         last = {"step": step + 1, **metrics}
         done = step + 1
         if done % cfg.eval_every == 0 or done == cfg.steps:
-            last["val_loss"] = evaluate(policy, val, device)
+            last.update(evaluate(policy, val, device))
         if rank == 0:
             if "val_loss" in last or done % 10 == 0:
                 with open(metrics_file, "a") as f:
@@ -192,10 +264,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
 
 
 @torch.no_grad()
-def evaluate(policy, batches: list[dict], device) -> float:
+def evaluate(policy, batches: list[dict], device) -> dict[str, float]:
+    """Mean validation metrics: val_loss (the training objective) and val_<metric> for every loss metric."""
     policy.eval()
-    losses = [float(policy.compute_loss(_to(b, device))[0]) for b in batches]
-    return float(np.mean(losses)) if losses else float("nan")
+    rows = [policy.compute_loss(_to(b, device))[1] for b in batches]
+    if not rows:
+        return {"val_loss": float("nan")}
+    return {f"val_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
 def _actions_for_fit(val, train_iter, n_batches: int = 8) -> np.ndarray:

@@ -21,7 +21,7 @@ from vla_ros.policies.config import VLMConfig
 SIGLIP_MEAN, SIGLIP_STD = 0.5, 0.5
 
 
-def load_hf_vlm(path: str | Path):
+def load_hf_vlm(path: str | Path, load_weights: bool = True):
     from transformers import AutoConfig, PaliGemmaForConditionalGeneration
 
     path = Path(path)
@@ -31,16 +31,16 @@ def load_hf_vlm(path: str | Path):
     if cfg.model_type != "paligemma":
         raise ValueError(f"vlm.path: {path} holds a {cfg.model_type!r} model; this backbone expects paligemma")
     has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
-    if has_weights:
+    if has_weights and load_weights:
         return PaliGemmaForConditionalGeneration.from_pretrained(path, local_files_only=True), cfg
     return PaliGemmaForConditionalGeneration(cfg), cfg
 
 
 class HFVLM(nn.Module):
-    def __init__(self, cfg: VLMConfig, n_cameras: int, image_size: int, proprio_dim: int):
+    def __init__(self, cfg: VLMConfig, n_cameras: int, image_size: int, proprio_dim: int, load_weights: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.model, hf_cfg = load_hf_vlm(cfg.path)
+        self.model, hf_cfg = load_hf_vlm(cfg.path, load_weights)
         self.width_ = hf_cfg.text_config.hidden_size
         self.vision_size = hf_cfg.vision_config.image_size
         patch = hf_cfg.vision_config.patch_size

@@ -1,34 +1,32 @@
-"""Baseline: the VLM's action token through the action head, with no spatial input."""
+"""Baseline: the VLM's learned action token through the action head, with no spatial input. FALCON, Spatial
+Forcing and SpatialVLA build on it, so the comparison isolates the spatial part."""
 from __future__ import annotations
 
 from vla_ros.core.normalize import NormStats
 from vla_ros.policies.backbones.build import build_vlm
 from vla_ros.policies.base import Policy
 from vla_ros.policies.config import PolicyConfig
+from vla_ros.policies.factory import register_policy
 from vla_ros.policies.heads import make_head
 
 
+@register_policy
 class BaselinePolicy(Policy):
     method = "baseline"
     TINY_ARGS: dict = {}
 
-    def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None):
-        super().__init__(config, norm_stats)
-        self.vlm = build_vlm(config)
+    def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
+        super().__init__(config, norm_stats, external_weights)
+        self.vlm = build_vlm(config, external_weights)
         self.head = make_head(config.head, self.vlm.width, config.horizon, len(config.arm_names))
 
     def reset(self) -> None:
         if hasattr(self.head, "reset"):
             self.head.reset()
 
-    def proprio(self, batch: dict):
-        p = batch["proprio"]
-        if self.norm_stats is not None and "proprio" in self.norm_stats.stats:
-            p = self.norm_stats.normalize("proprio", p)
-        return p
-
     def run_vlm(self, batch: dict, vision_add=None) -> dict:
-        return self.vlm(batch["rgb"], batch["instruction"], self.proprio(batch), vision_add)
+        return self.vlm(batch["rgb"], batch["instruction"], self.actions.normalize_proprio(batch["proprio"]),
+                        vision_add)
 
     def encode(self, batch: dict, modalities: tuple[str, ...], training: bool = False) -> dict:
         return self.run_vlm(batch)

@@ -1,6 +1,6 @@
-"""FALCON: spatial tokens from an Embodied Spatial Model, pooled, through a zero-initialised adapter, ADDED to
-the VLM's action-token hidden state before the action head. Depth and camera pose are optional ESM inputs
-that training withholds at random, so one checkpoint runs RGB-only, RGB-D or RGB-D + pose.
+"""FALCON: spatial tokens from an Embodied Spatial Model (last-layer patch tokens, pooled over tokens) go
+through a zero-initialised MLP adapter and are ADDED to the VLM's action-token hidden state before the action
+head. Depth and camera pose are optional ESM inputs withheld at random in training (see processing_falcon.py).
 """
 from __future__ import annotations
 
@@ -8,23 +8,38 @@ import torch
 from torch import nn
 
 from vla_ros.core.config import from_dict
-from vla_ros.core.constants import MOD_DEPTH, MOD_POSE
 from vla_ros.core.normalize import NormStats
 from vla_ros.policies.baseline.modeling_baseline import BaselinePolicy
 from vla_ros.policies.config import PolicyConfig
+from vla_ros.policies.factory import register_policy
 from vla_ros.policies.falcon.configuration_falcon import FalconConfig
-from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_state_dict, pose_encoding
+from vla_ros.policies.falcon.processing_falcon import esm_inputs, injection, sample_injection
+from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_state_dict
+
+__all__ = ["FalconPolicy", "load_esm_weights", "sample_injection"]
 
 
-def sample_injection(batch_size: int, p_drop: float, available: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    """(B,) bool: True where the optional input is used this step (absent with probability p_drop)."""
-    on = torch.rand(batch_size, generator=generator, device=device) >= p_drop
-    return on if available is None else on & available
+ESM_SHAPE_FIELDS = ("embed_dim", "heads", "depth", "patch_size", "dino_depth", "num_register_tokens")
 
 
 def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
-    """VGGT-1B or FALCON ESM weights from a local .safetensors/.pt/.pth file."""
+    """VGGT-1B or FALCON ESM weights from a local .safetensors/.pt/.pth file, or an ESM folder written by
+    `vla-ros pretrain-esm` (model.safetensors + config.yaml, whose sizes and pose frame must match the model's
+    config; the mismatching key is named) -> (missing, unexpected)."""
+    import os
+
+    from vla_ros.policies.spatial_model.esm import StateDictMismatch, read_esm_config
+
+    if os.path.isdir(path):
+        saved, mine = read_esm_config(path), esm.cfg
+        fields = ESM_SHAPE_FIELDS + (("pose_frame",) if saved.pose_input and mine.pose_input else ())
+        for f in fields:
+            if getattr(saved, f) != getattr(mine, f):
+                raise StateDictMismatch(f"{path}: esm.{f} is {getattr(saved, f)!r} in the checkpoint, "
+                                        f"{getattr(mine, f)!r} in this config")
+        path = os.path.join(path, "model.safetensors")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"ESM checkpoint {path}: not a local file (nothing is fetched from a hub)")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -35,47 +50,45 @@ def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
     return load_esm_state_dict(esm, state)
 
 
+@register_policy
 class FalconPolicy(BaselinePolicy):
     method = "falcon"
     INPUTS = ("rgb", "depth", "pose")
     TINY_ARGS = {"esm": {"embed_dim": 64, "heads": 4, "depth": 2, "patch_size": 8, "img_size": 64, "dino_depth": 1}}
 
-    def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None):
-        super().__init__(config, norm_stats)
+    def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
+        super().__init__(config, norm_stats, external_weights)
         self.args = from_dict(FalconConfig, config.method_args, "method_args")
         self.esm = EmbodiedSpatialModel(self.args.esm)
-        if self.args.esm_checkpoint:
+        self.esm_load_report: tuple[list[str], list[str]] | None = None
+        if self.args.esm_checkpoint and external_weights:
             self.esm_load_report = load_esm_weights(self.esm, self.args.esm_checkpoint)
         C2, W = 2 * self.args.esm.embed_dim, self.vlm.width
         self.adapter = nn.Sequential(nn.LayerNorm(C2), nn.Linear(C2, self.args.adapter_hidden), nn.GELU(),
                                      nn.Linear(self.args.adapter_hidden, W))
         nn.init.zeros_(self.adapter[-1].weight)
         nn.init.zeros_(self.adapter[-1].bias)
+        pool = self.args.pool
+        self.pool = pool if pool != "auto" else ("mean" if config.head.kind == "lstm" else "max")
         self.apply_stage(self.args.stage)
 
     def apply_stage(self, stage: int) -> None:
+        """Freeze the parameters whose names start with a prefix in `freeze[str(stage)]`; unfreeze the rest."""
         frozen = tuple(self.args.freeze.get(str(stage), []))
         for name, p in self.named_parameters():
             p.requires_grad_(not (frozen and name.startswith(frozen)))
 
     def spatial_tokens(self, batch: dict, use_depth: torch.Tensor, use_pose: torch.Tensor) -> torch.Tensor:
-        rgb = batch["rgb"]
-        pose9 = pose_encoding(batch["T_base_camera"], batch["K"], rgb.shape[-2:])
-        layers, start = self.esm.aggregator(rgb, batch["depth_m"], batch["depth_valid"], pose9, use_depth, use_pose)
-        return layers[-1][:, :, start:]  # (B, S, P, 2C)
+        """Last-layer patch tokens (B, S * P, 2C)."""
+        inputs = esm_inputs(batch, use_depth, use_pose, self.args.esm.pose_frame)
+        layers, start = self.esm.aggregator(batch["rgb"], **inputs)
+        return layers[-1][:, :, start:].flatten(1, 2)
 
     def encode(self, batch: dict, modalities: tuple[str, ...], training: bool = False) -> dict:
         out = self.run_vlm(batch)
-        B, dev = batch["rgb"].shape[0], batch["rgb"].device
-        has_depth = batch["depth_valid"].flatten(1).any(1)
-        if training:
-            use_depth = sample_injection(B, self.args.p_drop_depth, has_depth, device=dev)
-            use_pose = sample_injection(B, self.args.p_drop_pose, batch["pose_valid"].bool(), device=dev)
-        else:
-            use_depth = has_depth & (MOD_DEPTH in modalities)
-            use_pose = batch["pose_valid"].bool() & (MOD_POSE in modalities)
-        tokens = self.spatial_tokens(batch, use_depth, use_pose).flatten(1, 2)
-        pooled = tokens.amax(1) if self.args.pool == "max" else tokens.mean(1)
+        use_depth, use_pose = injection(batch, modalities, training, self.args.p_drop_depth, self.args.p_drop_pose)
+        tokens = self.spatial_tokens(batch, use_depth, use_pose)
+        pooled = tokens.amax(1) if self.pool == "max" else tokens.mean(1)
         out["action_hidden"] = out["action_hidden"] + self.adapter(pooled)
         out["use_depth"], out["use_pose"] = use_depth, use_pose
         return out

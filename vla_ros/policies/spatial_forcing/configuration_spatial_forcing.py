@@ -10,11 +10,14 @@ from vla_ros.policies.spatial_model.esm import ESMConfig
 @dataclass
 class SpatialForcingConfig:
     """Args:
-    teacher: sizes of the frozen 3-D teacher (any ESM/VGGT); used in training only, never saved.
+    teacher: sizes of the frozen 3-D teacher (any ESM/VGGT; ESMConfig.vggt_1b() at paper scale); used in
+        training only and never saved.
     teacher_checkpoint: local weights of the teacher ('' = a seeded random teacher, for tests only).
     align_layer: VLM layer k whose visual-token span is aligned (index into hidden states, 0 = embeddings).
-    alpha: weight of the alignment loss (total = action + alpha * align).
-    pe_scale: scale of the 2-D sin-cos positional encoding added to the teacher's tokens.
+    alpha: weight of the alignment loss (total = action + alpha * align; 0.5 in Spatial Forcing).
+    pe_scale: scale of the 2-D sin-cos positional encoding added to the teacher's tokens (0.1).
+    projector_hidden: hidden width of the projector (0 = twice the VLM width).
+    teacher_seed: seed of the random teacher when no checkpoint is given.
     """
 
     teacher: ESMConfig = field(default_factory=lambda: ESMConfig(depth_input=False, pose_input=False))
@@ -22,8 +25,10 @@ class SpatialForcingConfig:
     align_layer: int = 2
     alpha: float = 0.5
     pe_scale: float = 0.1
+    projector_hidden: int = 0
     teacher_seed: int = 0
 
     def __post_init__(self):
         check_range("alpha", self.alpha, 0.0, 100.0)
         check_range("align_layer", self.align_layer, 0, 128)
+        check_range("projector_hidden", self.projector_hidden, 0, 65536)

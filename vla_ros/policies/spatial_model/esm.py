@@ -1,32 +1,42 @@
-"""A VGGT-compatible Embodied Spatial Model (the aggregator), with FALCON's depth and pose inputs.
+"""A VGGT-compatible Embodied Spatial Model: the aggregator (see aggregator.py) plus VGGT's camera, depth and
+(optional) point heads (see heads.py), with parameter names that match a VGGT-1B or FALCON ESM state dict.
 
-Parameter names follow VGGT so its state dict loads by key: `aggregator.patch_embed.*` (a DINOv2 ViT with
-register tokens), `aggregator.camera_token` (1, 2, 1, C), `aggregator.register_token` (1, 2, 4, C),
-`aggregator.frame_blocks.i.*` and `aggregator.global_blocks.i.*` (qk-norm, 2-D RoPE, LayerScale). Per frame
-the tokens are [camera, 4 registers, patches] (patch_start_idx = 5); each layer's output is the frame- and
-global-attention outputs concatenated (2 * embed_dim). FALCON adds `aggregator.depth_patch_embed.proj`
-(2 channels: normalised depth and validity), `aggregator.depth_placeholder`, `aggregator.pose_embedding`
-(9 -> C: t, quaternion xyzw, fov_h, fov_w relative to the first camera) and `aggregator.camera_placeholder`.
+Per frame the tokens are [camera, 4 registers, patches] (patch_start_idx = 5); each layer's output is the
+frame- and global-attention outputs concatenated (2 * embed_dim). `load_esm_state_dict` loads by key name,
+reports missing/unexpected keys and raises `StateDictMismatch` naming the key on a shape mismatch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vla_ros.core.config import check
-from vla_ros.policies.spatial_model.layers import Block
+from vla_ros.policies.spatial_model.aggregator import DEPTH_SCALE_M, Aggregator, DinoPatchEmbed
+from vla_ros.policies.spatial_model.heads import CameraHead, DPTHead
 
-DEPTH_SCALE_M = 2.0  # depth is fed as depth_m / DEPTH_SCALE_M
+__all__ = ["DEPTH_SCALE_M", "Aggregator", "DinoPatchEmbed", "ESMConfig", "EmbodiedSpatialModel", "StateDictMismatch",
+           "load_esm_state_dict", "pose_encoding"]
+
+OPTIONAL_PREFIXES = ("point_head.", "track_head.")  # VGGT heads this model may not build
+POSE_FRAMES = ("first_camera", "base")
 
 
 @dataclass
 class ESMConfig:
-    """Args: embed_dim, heads, depth (frame/global block pairs), patch_size, img_size (pos-embed grid),
-    dino_depth (DINOv2 blocks in patch_embed), num_register_tokens, depth_input/pose_input (FALCON extras),
-    init_values (LayerScale init)."""
+    """Args:
+    embed_dim, heads, depth (frame/global block pairs), patch_size, img_size (pos-embed grid), dino_depth
+        (DINOv2 blocks in patch_embed), num_register_tokens, init_values (LayerScale init): the aggregator.
+    depth_input / pose_input: FALCON's optional depth and camera-pose inputs.
+    camera_head / depth_head / point_head: which VGGT heads to build (off by default: an ESM used for its tokens,
+        as in FALCON and Spatial Forcing, needs none; SpatialVLA's depth estimator needs the depth head).
+    head_trunk_depth, head_heads: the camera head's trunk. dpt_features, dpt_out_channels: DPT widths.
+    dpt_layers: the 4 aggregator layers the DPT heads read ([] = spread evenly over `depth`).
+    pose_frame: what the pose input (and the camera head's target) is relative to: "first_camera" (VGGT and
+        FALCON's multi-view convention) or "base" (the robot base frame from tf: with a single camera, the
+        first-camera pose is always the identity and carries no information).
+    """
 
     embed_dim: int = 64
     heads: int = 4
@@ -38,144 +48,87 @@ class ESMConfig:
     depth_input: bool = True
     pose_input: bool = True
     init_values: float = 0.01
+    camera_head: bool = False
+    depth_head: bool = False
+    point_head: bool = False
+    head_trunk_depth: int = 1
+    head_heads: int = 4
+    dpt_features: int = 32
+    dpt_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    dpt_layers: list[int] = field(default_factory=list)
+    pose_frame: str = "first_camera"
 
     def __post_init__(self):
+        check(self.pose_frame in POSE_FRAMES, "pose_frame", self.pose_frame, f"expected one of {POSE_FRAMES}")
         check(self.embed_dim % self.heads == 0 and (self.embed_dim // self.heads) % 4 == 0, "embed_dim",
               self.embed_dim, f"must split into {self.heads} heads of a multiple of 4 channels")
+        check((2 * self.embed_dim) % self.head_heads == 0, "head_heads", self.head_heads,
+              f"must divide 2 * embed_dim = {2 * self.embed_dim}")
+        check(len(self.dpt_out_channels) == 4, "dpt_out_channels", self.dpt_out_channels, "expected 4 widths")
+        check(not self.dpt_layers or (len(self.dpt_layers) == 4 and all(0 <= i < self.depth for i in self.dpt_layers)),
+              "dpt_layers", self.dpt_layers, f"expected 4 layer indices in [0, {self.depth})")
+        check(self.dpt_features % 2 == 0 and self.dpt_features >= 4, "dpt_features", self.dpt_features,
+              "expected an even number >= 4")
+
+    @property
+    def dpt_layer_idx(self) -> list[int]:
+        if self.dpt_layers:
+            return list(self.dpt_layers)
+        return [round(i * (self.depth - 1) / 3) for i in range(4)]
 
     @classmethod
     def vggt_1b(cls, **kw) -> ESMConfig:
-        """Paper scale: VGGT-1B (ViT-L DINOv2 patch embed + 24 frame/global pairs at 1024 wide)."""
+        """Paper scale: VGGT-1B (ViT-L DINOv2 patch embed + 24 frame/global pairs at 1024 wide, its heads)."""
         return cls(**{"embed_dim": 1024, "heads": 16, "depth": 24, "patch_size": 14, "img_size": 518,
-                      "dino_depth": 24, "init_values": 1.0, **kw})
-
-
-class DinoPatchEmbed(nn.Module):
-    """DINOv2-style ViT with register tokens; returns the normalized patch tokens."""
-
-    def __init__(self, cfg: ESMConfig):
-        super().__init__()
-        C, g = cfg.embed_dim, cfg.img_size // cfg.patch_size
-        self.patch_size = cfg.patch_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
-        self.pos_embed = nn.Parameter(torch.randn(1, 1 + g * g, C) * 0.02)
-        self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, C))
-        self.mask_token = nn.Parameter(torch.zeros(1, C))
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(3, C, cfg.patch_size, cfg.patch_size)
-        self.blocks = nn.ModuleList(Block(C, cfg.heads, init_values=cfg.init_values) for _ in range(cfg.dino_depth))
-        self.norm = nn.LayerNorm(C)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B = x.shape[0]
-        p = self.patch_embed.proj(x)
-        gh, gw = p.shape[-2:]
-        p = p.flatten(2).transpose(1, 2)
-        pos = self.pos_embed
-        g0 = int((pos.shape[1] - 1) ** 0.5)
-        patch_pos = pos[:, 1:]
-        if (gh, gw) != (g0, g0):
-            grid = patch_pos.reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
-            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
-            patch_pos = patch_pos.flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(B, -1, -1) + pos[:, :1], self.register_tokens.expand(B, -1, -1),
-                       p + patch_pos], 1)
-        for blk in self.blocks:
-            x = blk(x)
-        return self.norm(x)[:, 1 + self.register_tokens.shape[1]:]
-
-
-class Aggregator(nn.Module):
-    def __init__(self, cfg: ESMConfig):
-        super().__init__()
-        C = cfg.embed_dim
-        self.cfg = cfg
-        self.patch_start_idx = 1 + cfg.num_register_tokens
-        self.patch_embed = DinoPatchEmbed(cfg)
-        self.camera_token = nn.Parameter(torch.randn(1, 2, 1, C) * 1e-6)
-        self.register_token = nn.Parameter(torch.randn(1, 2, cfg.num_register_tokens, C) * 1e-6)
-        self.frame_blocks = nn.ModuleList(Block(C, cfg.heads, qk_norm=True, rope=True, init_values=cfg.init_values)
-                                          for _ in range(cfg.depth))
-        self.global_blocks = nn.ModuleList(Block(C, cfg.heads, qk_norm=True, rope=True, init_values=cfg.init_values)
-                                           for _ in range(cfg.depth))
-        if cfg.depth_input:
-            self.depth_patch_embed = nn.Module()
-            self.depth_patch_embed.proj = nn.Conv2d(2, C, cfg.patch_size, cfg.patch_size)
-            self.depth_placeholder = nn.Parameter(torch.zeros(1, 1, C))
-        if cfg.pose_input:
-            self.pose_embedding = nn.Linear(9, C)
-            self.camera_placeholder = nn.Parameter(torch.zeros(1, 1, C))
-        self.register_buffer("_resnet_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("_resnet_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 1, 3, 1, 1), persistent=False)
-
-    def forward(self, images: torch.Tensor, depth: torch.Tensor | None = None, depth_valid: torch.Tensor | None = None,
-                pose9: torch.Tensor | None = None, depth_on: torch.Tensor | None = None,
-                pose_on: torch.Tensor | None = None) -> tuple[list[torch.Tensor], int]:
-        """images (B, S, 3, H, W) in [0, 1]; depth/depth_valid (B, S, H, W); pose9 (B, S, 9); depth_on/pose_on
-        (B,) bool select per sample whether the optional input is used (else its placeholder).
-        Returns per-layer tokens (B, S, 5 + P, 2C) and patch_start_idx."""
-        B, S, _, H, W = images.shape
-        C, P = self.cfg.embed_dim, self.cfg.patch_size
-        x = (images - self._resnet_mean) / self._resnet_std
-        patches = self.patch_embed(x.flatten(0, 1))  # (B*S, Np, C)
-        gh, gw = H // P, W // P
-        if self.cfg.depth_input:
-            placeholder = self.depth_placeholder.expand(B * S, patches.shape[1], C)
-            if depth is not None:
-                d_in = torch.stack([depth / DEPTH_SCALE_M, depth_valid.float()], 2).flatten(0, 1)
-                d_tok = self.depth_patch_embed.proj(d_in).flatten(2).transpose(1, 2)
-                on = (depth_on if depth_on is not None else torch.ones(B, dtype=torch.bool, device=x.device))
-                on = on.repeat_interleave(S)[:, None, None]
-                patches = patches + torch.where(on, d_tok, placeholder)
-            else:
-                patches = patches + placeholder
-        cam = torch.cat([self.camera_token[:, :1].expand(B, 1, -1, -1),
-                         self.camera_token[:, 1:].expand(B, S - 1, -1, -1)], 1)
-        reg = torch.cat([self.register_token[:, :1].expand(B, 1, -1, -1),
-                         self.register_token[:, 1:].expand(B, S - 1, -1, -1)], 1)
-        if self.cfg.pose_input:
-            ph = self.camera_placeholder.expand(B, S, C)
-            if pose9 is not None:
-                on = pose_on if pose_on is not None else torch.ones(B, dtype=torch.bool, device=x.device)
-                on = on[:, None, None]
-                cam = cam + torch.where(on, self.pose_embedding(pose9), ph)[:, :, None]
-            else:
-                cam = cam + ph[:, :, None]
-        tokens = torch.cat([cam, reg, patches.reshape(B, S, -1, C)], 2)  # (B, S, N, C)
-        N = tokens.shape[2]
-        ys, xs = torch.meshgrid(torch.arange(gh, device=x.device), torch.arange(gw, device=x.device), indexing="ij")
-        pos = torch.cat([torch.zeros(self.patch_start_idx, 2, dtype=torch.long, device=x.device),
-                         torch.stack([ys.flatten(), xs.flatten()], 1) + 1])
-        outputs = []
-        t = tokens
-        for fb, gb in zip(self.frame_blocks, self.global_blocks):
-            f = fb(t.reshape(B * S, N, C), pos).reshape(B, S, N, C)
-            g = gb(f.reshape(B, S * N, C), pos.repeat(S, 1)).reshape(B, S, N, C)
-            outputs.append(torch.cat([f, g], -1))
-            t = g
-        return outputs, self.patch_start_idx
+                      "dino_depth": 24, "init_values": 1.0, "head_trunk_depth": 4, "head_heads": 16,
+                      "dpt_features": 256, "dpt_out_channels": [256, 512, 1024, 1024], "dpt_layers": [4, 11, 17, 23],
+                      "camera_head": True, "depth_head": True, "point_head": True, **kw})
 
 
 class EmbodiedSpatialModel(nn.Module):
-    """Aggregator + light camera and depth heads (for geometry pretraining and as a depth estimator)."""
+    """Aggregator + the configured VGGT heads (geometry pretraining; a depth estimator for SpatialVLA)."""
 
     def __init__(self, cfg: ESMConfig):
         super().__init__()
         self.cfg = cfg
         self.aggregator = Aggregator(cfg)
-        C2, P = 2 * cfg.embed_dim, cfg.patch_size
-        self.camera_head = nn.Sequential(nn.LayerNorm(C2), nn.Linear(C2, C2), nn.GELU(), nn.Linear(C2, 9))
-        self.depth_head = nn.Sequential(nn.LayerNorm(C2), nn.Linear(C2, 2 * P * P))
+        C2 = 2 * cfg.embed_dim
+        dpt = {"layers": cfg.dpt_layer_idx, "features": cfg.dpt_features, "out_channels": cfg.dpt_out_channels}
+        if cfg.camera_head:
+            self.camera_head = CameraHead(C2, cfg.head_trunk_depth, cfg.head_heads)
+        if cfg.depth_head:
+            self.depth_head = DPTHead(C2, cfg.patch_size, 2, "exp", **dpt)
+        if cfg.point_head:
+            self.point_head = DPTHead(C2, cfg.patch_size, 4, "inv_log", **dpt)
 
-    def forward(self, images, **kw) -> dict:
-        layers, start = self.aggregator(images, **kw)
-        last = layers[-1]
-        B, S, _, _, H, W = *last.shape[:2], 0, 0, *images.shape[-2:]
-        P = self.cfg.patch_size
-        d = self.depth_head(last[:, :, start:]).reshape(B, S, H // P, W // P, 2, P, P)
-        d = d.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, S, 2, H, W)
-        return {"layers": layers, "patch_start_idx": start, "pose_enc": self.camera_head(last[:, :, 0]),
-                "depth_m": F.softplus(d[:, :, 0]) * DEPTH_SCALE_M, "depth_conf": 1 + d[:, :, 1].exp()}
+    def forward(self, images: torch.Tensor, **aggregator_inputs) -> dict:
+        """images (B, S, 3, H, W) in [0, 1] (+ the aggregator's optional depth/pose inputs) -> a dict with
+        layers, patch_start_idx and, per built head, pose_enc (B, S, 9), depth_m / depth_conf (B, S, H, W),
+        world_points (B, S, H, W, 3) / world_points_conf."""
+        layers, start = self.aggregator(images, **aggregator_inputs)
+        out = {"layers": layers, "patch_start_idx": start}
+        hw = tuple(images.shape[-2:])
+        if self.cfg.camera_head:
+            out["pose_enc_list"] = self.camera_head(layers)
+            out["pose_enc"] = out["pose_enc_list"][-1]
+        if self.cfg.depth_head:
+            depth, out["depth_conf"] = self.depth_head(layers, hw, start)
+            out["depth_m"] = depth[..., 0]
+        if self.cfg.point_head:
+            out["world_points"], out["world_points_conf"] = self.point_head(layers, hw, start)
+        return out
+
+
+def read_esm_config(directory) -> ESMConfig:
+    """The ESMConfig saved beside an ESM's weights (config.yaml, key `esm`)."""
+    from pathlib import Path
+
+    from vla_ros.core.config import load_yaml
+
+    p = Path(directory) / "config.yaml"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: not found (an ESM folder holds model.safetensors and config.yaml)")
+    return load_yaml(ESMConfig, p, "esm")
 
 
 class StateDictMismatch(ValueError):
@@ -184,9 +137,10 @@ class StateDictMismatch(ValueError):
 
 def load_esm_state_dict(model: nn.Module, state: dict, prefix_map: dict[str, str] | None = None
                         ) -> tuple[list[str], list[str]]:
-    """Load by key name; shape mismatches raise naming the key. Returns (missing, unexpected) keys.
+    """Load by key name; a shape mismatch raises naming the key. Returns (missing, unexpected) keys.
 
-    VGGT's `point_head.*` and `track_head.*` are optional and reported as unexpected, not errors.
+    Keys of heads the model does not build (e.g. VGGT's `track_head.*`) are reported as unexpected, not errors.
+    `prefix_map` renames key prefixes first (e.g. {"model.": ""} for a wrapped checkpoint).
     """
     own = model.state_dict()
     renamed = {}
@@ -194,18 +148,25 @@ def load_esm_state_dict(model: nn.Module, state: dict, prefix_map: dict[str, str
         for old, new in (prefix_map or {}).items():
             if k.startswith(old):
                 k = new + k[len(old):]
+                break
         renamed[k] = v
     for k, v in renamed.items():
         if k in own and tuple(own[k].shape) != tuple(v.shape):
             raise StateDictMismatch(f"{k}: checkpoint has shape {tuple(v.shape)}, model expects {tuple(own[k].shape)}")
-    result = model.load_state_dict(renamed, strict=False)
+    if own and next(iter(own.values())).is_meta:
+        result = model.load_state_dict(renamed, strict=False, assign=True)
+    else:
+        result = model.load_state_dict(renamed, strict=False)
     return list(result.missing_keys), list(result.unexpected_keys)
 
 
-def pose_encoding(T_base_camera: torch.Tensor, K: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
-    """(B, S, 4, 4), (B, S, 3, 3) -> (B, S, 9): t, quaternion xyzw relative to the first camera, fov_h, fov_w."""
-    T0_inv = torch.linalg.inv(T_base_camera[:, :1])
-    rel = T0_inv @ T_base_camera
+def pose_encoding(T_base_camera: torch.Tensor, K: torch.Tensor, image_hw: tuple[int, int],
+                  pose_frame: str = "first_camera") -> torch.Tensor:
+    """(B, S, 4, 4), (B, S, 3, 3) -> (B, S, 9): t, quaternion xyzw relative to the first camera (or, with
+    pose_frame "base", in the base frame), fov_h, fov_w."""
+    rel = T_base_camera
+    if pose_frame == "first_camera":
+        rel = torch.linalg.inv(T_base_camera[:, :1]) @ T_base_camera
     R, t = rel[..., :3, :3], rel[..., :3, 3]
     q = _matrix_to_quat_xyzw(R)
     H, W = image_hw
@@ -215,8 +176,20 @@ def pose_encoding(T_base_camera: torch.Tensor, K: torch.Tensor, image_hw: tuple[
 
 
 def _matrix_to_quat_xyzw(R: torch.Tensor) -> torch.Tensor:
-    w = torch.sqrt(torch.clamp(1 + R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2], min=1e-8)) / 2
-    x = (R[..., 2, 1] - R[..., 1, 2]) / (4 * w)
-    y = (R[..., 0, 2] - R[..., 2, 0]) / (4 * w)
-    z = (R[..., 1, 0] - R[..., 0, 1]) / (4 * w)
-    return torch.stack([x, y, z, w], -1)
+    """Rotation matrices -> unit quaternions xyzw with w >= 0 (branch on the largest diagonal term: stable
+    for every rotation, including 180 degrees)."""
+    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
+    cands = torch.stack([
+        torch.stack([1 + m00 - m11 - m22, R[..., 0, 1] + R[..., 1, 0], R[..., 0, 2] + R[..., 2, 0],
+                     R[..., 2, 1] - R[..., 1, 2]], -1),
+        torch.stack([R[..., 0, 1] + R[..., 1, 0], 1 - m00 + m11 - m22, R[..., 1, 2] + R[..., 2, 1],
+                     R[..., 0, 2] - R[..., 2, 0]], -1),
+        torch.stack([R[..., 0, 2] + R[..., 2, 0], R[..., 1, 2] + R[..., 2, 1], 1 - m00 - m11 + m22,
+                     R[..., 1, 0] - R[..., 0, 1]], -1),
+        torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1],
+                     1 + m00 + m11 + m22], -1),
+    ], -2)  # (..., 4, 4): row i is 4 * q_i * q
+    best = torch.diagonal(cands, dim1=-2, dim2=-1).argmax(-1)  # the largest of 4 q_i^2
+    q = torch.gather(cands, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
+    q = q / q.norm(dim=-1, keepdim=True)
+    return torch.where(q[..., 3:4] < 0, -q, q)

@@ -23,6 +23,10 @@ TRANSLATION = ("theta", "phi", "r")
 ROTATION = ("roll", "pitch", "yaw")
 
 
+class TokenizerError(ValueError):
+    """A tokenizer file is missing or does not fit the model; the message names the file and the field."""
+
+
 @dataclass
 class GridSpec:
     bins: dict[str, int] = field(default_factory=lambda: {"theta": 16, "phi": 32, "r": 8, "roll": 16, "pitch": 16,
@@ -128,10 +132,32 @@ class ActionGrid:
 
     @classmethod
     def load(cls, path: str | Path) -> ActionGrid:
-        data = json.loads(Path(path).read_text())
-        if data.get("type") != "spatialvla_action_grid":
-            raise ValueError(f"{path}: not a SpatialVLA action grid tokenizer")
-        return cls(GridSpec(**data["spec"]))
+        """Read a tokenizer.json; a missing file, another format or a bad spec raises naming the file."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise TokenizerError(f"{path}: tokenizer file not found") from None
+        except json.JSONDecodeError as exc:
+            raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("type") != "spatialvla_action_grid":
+            raise TokenizerError(f"{path}: not a SpatialVLA action grid tokenizer")
+        try:
+            spec = GridSpec(**data["spec"])
+        except (KeyError, TypeError) as exc:
+            raise TokenizerError(f"{path}: bad 'spec' ({exc})") from None
+        missing = sorted(set(RANGES) - set(spec.bins))
+        if missing:
+            raise TokenizerError(f"{path}: spec.bins lacks {missing}")
+        return cls(spec)
+
+    def mismatch(self, other: ActionGrid) -> str:
+        """'' when both grids cut the same bins, else which variable differs."""
+        for var in RANGES:
+            a, b = self.edges[var], other.edges[var]
+            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-9):
+                return (f"{var}: edges {np.round(a, 4).tolist()} ({len(a) - 1} bins) vs "
+                        f"{np.round(b, 4).tolist()} ({len(b) - 1} bins)")
+        return ""
 
 
 def _interp_axis(grid: np.ndarray, x_old: np.ndarray, x_new: np.ndarray, axis: int) -> np.ndarray:
