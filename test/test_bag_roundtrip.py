@@ -4,9 +4,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 
-from vla_ros.data.bag_writer import write_robot_bag
+from vla_ros.core.transforms import quat_angle_rad
+from vla_ros.data.bag_writer import COMMAND_LAG_S, T0_S, sweep_target, write_robot_bag
 from vla_ros.data.dataset import load_episode, read_meta
 from vla_ros.ros.synthetic_robot import tiny_checkpoint
 from vla_ros.runtime_config import load_runtime_config
@@ -28,14 +30,29 @@ def test_round_trip(tmp_path):
     ckpt = tiny_checkpoint(tmp_path, cfg, "baseline")
     cli("eval-bag", bags[1], "--config", "franka", "--checkpoint", ckpt, "--out", str(tmp_path / "eval"),
         "--no-progress")
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())["runs"]["rgbd_pose"]
+    assert report["frames"] == report["recorded_actions"] == 15
+    assert report["arms"]["arm"]["scored_steps"] > 0 and report["skipped_actions"] == {}
+    assert report["actions_source"] == "command" and set(report["arms"]["arm"]["per_dim"]) == {
+        "x", "y", "z", "rx", "ry", "rz", "gripper"}
     cli("export-dataset", *bags, "--config", "franka", "--out", str(tmp_path / "ds"))
     meta = read_meta(tmp_path / "ds")
-    assert len(meta["episodes"]) == 3 and meta["dt_s"] > 0
+    assert len(meta["episodes"]) == 3 and meta["dt_s"] == pytest.approx(0.1) and meta["arm_names"] == ["arm"]
     ep = load_episode(tmp_path / "ds", 0)
+    assert len(ep["stamp_s"]) == 15 and ep["proprio"].shape == (15, 7)
     assert ep["rgb__front"].shape[1:] == (48, 64, 3) and ep["depth_m__front"].shape[1:] == (48, 64)
     np.testing.assert_allclose(ep["T_base_camera__front"][0][:3, 3], [0.9, 0.0, 0.6], atol=1e-6)
-    assert np.all(np.abs(ep["action_position_m"][:, 0, 2] - 0.3) < 1e-6)
-    assert set(np.unique(ep["action_gripper"])) == {0.0, 1.0}  # opening recorded on the gripper topic
+    # the action of a frame is the target commanded right after it; the measured pose tracks the target
+    want = [sweep_target(cfg, t + COMMAND_LAG_S - T0_S, 1.5) for t in ep["stamp_s"]]
+    np.testing.assert_allclose(ep["action_position_m"][:, 0], [w.position_m[0] for w in want], atol=1e-6, rtol=0)
+    assert quat_angle_rad(ep["action_quat_xyzw"][:, 0], [w.quat_xyzw[0] for w in want]).max() < 1e-6
+    np.testing.assert_allclose(ep["ee_pose"], np.concatenate([ep["action_position_m"], ep["action_quat_xyzw"]], -1),
+                               atol=1e-9)
+    # gripper: the measured opening half a second later, open then closed
+    grip = ep["action_gripper"][:, 0]
+    closed = int(np.argmax(grip == 0.0))
+    assert set(np.unique(grip)) == {0.0, 1.0} and np.all(grip[:closed] == 1.0) and np.all(grip[closed:] == 0.0)
+    assert abs(ep["stamp_s"][closed] + 0.5 - (T0_S + 0.75)) <= 0.1 + 1e-6  # the width reads 0 from ~0.75 s
     train_cfg = {"policy": {"method": "falcon", "proprio_dim": 7, "rotation_ref_quat_xyzw": [1.0, 0.0, 0.0, 0.0],
                             "method_args": {"esm": {"embed_dim": 32, "heads": 2, "depth": 1, "dino_depth": 1}}},
                  "dataset": str(tmp_path / "ds"), "out": str(tmp_path / "run"), "steps": 4, "batch_size": 4,

@@ -66,7 +66,7 @@ def test_bad_bags_give_clear_errors(tmp_path):
     with pytest.raises(BagError, match="no such bag"):
         Bag(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BagError, match="missing metadata.yaml"):
+    with pytest.raises(BagError, match="metadata.yaml: missing"):
         Bag(tmp_path / "empty")
     bag = write_bag(tmp_path / "t", "mcap", 9, n=50)
     f = next(bag.glob("*.mcap"))

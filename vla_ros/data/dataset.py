@@ -12,6 +12,7 @@ from vla_ros.core.normalize import NormStats
 
 FORMAT, VERSION = "vla_ros.dataset", 1
 TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]
+REQUIRED = ("stamp_s", "proprio", "action_position_m", "action_quat_xyzw", "action_gripper")
 
 
 class DatasetError(ValueError):
@@ -32,12 +33,16 @@ def compute_norm_stats(episodes: list[dict], ref_quat=TOOL_DOWN) -> NormStats:
 
 
 class DatasetWriter:
+    """Args: out_dir; camera, arm and joint names; dt_s (frame period); image_hw (height, width) of every
+    camera's images; source (free-form provenance stored in meta.json)."""
+
     def __init__(self, out_dir: str | Path, cameras: list[str], arm_names: list[str], joint_names: list[str],
-                 dt_s: float, source: dict | None = None):
+                 dt_s: float, image_hw: tuple[int, int], source: dict | None = None):
         self.root = Path(out_dir)
         (self.root / "episodes").mkdir(parents=True, exist_ok=True)
         self.meta = {"format": FORMAT, "version": VERSION, "cameras": list(cameras), "arm_names": list(arm_names),
-                     "joint_names": list(joint_names), "dt_s": dt_s, "action_reference": "absolute",
+                     "joint_names": list(joint_names), "dt_s": dt_s, "image_hw": [int(v) for v in image_hw],
+                     "action_reference": "absolute",
                      "norm_stats_rotation_ref_quat_xyzw": TOOL_DOWN, "episodes": [], "source": source or {}}
         self._episodes: list[dict] = []
 
@@ -45,16 +50,21 @@ class DatasetWriter:
         n = len(arrays["stamp_s"])
         if n == 0:
             raise DatasetError("episode has no frames")
+        missing = [k for k in REQUIRED if k not in arrays]
+        if missing:
+            raise DatasetError(f"episode lacks the array(s) {missing}")
         for k, v in arrays.items():
             if len(v) != n:
                 raise DatasetError(f"episode array {k!r} has {len(v)} frames, stamp_s has {n}")
+            if k.startswith("rgb__") and tuple(v.shape[1:3]) != tuple(self.meta["image_hw"]):
+                raise DatasetError(f"episode array {k!r} has images of {tuple(v.shape[1:3])}, the dataset's are "
+                                   f"{tuple(self.meta['image_hw'])}")
         i = len(self.meta["episodes"])
         name = f"episodes/episode_{i:06d}.npz"
         np.savez_compressed(self.root / name, **arrays)
         self.meta["episodes"].append({"file": name, "length": n, "instruction": instruction, "task": task,
                                       "success": bool(success)})
-        self._episodes.append({k: arrays[k] for k in ("stamp_s", "proprio", "action_position_m", "action_quat_xyzw",
-                                                      "action_gripper")})
+        self._episodes.append({k: arrays[k] for k in REQUIRED})
 
     def close(self) -> Path:
         if not self._episodes:

@@ -1,36 +1,79 @@
-"""Training samples from the on-disk dataset: one frame's observation and the next `horizon` targets."""
+"""Training samples from the on-disk dataset: one frame's observation and the next `horizon` targets, in the
+policy's action reference (absolute targets, or deltas from the measured end-effector pose at the frame)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
+from vla_ros.core.actions import poses_to_actions
 from vla_ros.core.camera import Intrinsics
-from vla_ros.data.dataset import DatasetError, action_vectors, compute_norm_stats, load_episode, read_meta
+from vla_ros.core.constants import REF_ABSOLUTE, REF_DELTA_MEASURED
+from vla_ros.core.normalize import NormStats
+from vla_ros.data.dataset import DatasetError, load_episode, read_meta
+
+
+def chunk_targets(ep: dict, horizon: int, reference: str, ref_quat) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame t the targets of frames t+1 .. t+horizon as 7-number actions (N, horizon, A, 7), padded with
+    the last target past the episode end, and the pad flags (N, horizon). delta_measured: position minus the
+    measured position at t, rotation R_target @ R_measured(t)^-1."""
+    n = len(ep["stamp_s"])
+    idx = np.arange(n)[:, None] + np.arange(1, horizon + 1)[None]
+    pad = idx >= n
+    idx = np.minimum(idx, n - 1)
+    pos, quat, grip = ep["action_position_m"][idx], ep["action_quat_xyzw"][idx], ep["action_gripper"][idx]
+    if reference == REF_DELTA_MEASURED:
+        ee = ep["ee_pose"][:, None]  # (N, 1, A, 7)
+        pos = pos - ee[..., :3]
+        rel = Rotation.from_quat(quat.reshape(-1, 4)) * Rotation.from_quat(
+            np.broadcast_to(ee[..., 3:], quat.shape).reshape(-1, 4)).inv()
+        quat = rel.as_quat().reshape(quat.shape)
+    return poses_to_actions(pos, quat, grip, ref_quat).astype(np.float32), pad
 
 
 class EpisodeDataset(torch.utils.data.Dataset):
-    """Episodes are split into train/val by episode (seeded); items follow the training batch contract."""
+    """Episodes are split into train/val by episode (seeded); items follow the training batch contract.
+
+    Args: root (dataset folder), horizon, image_size (square model input), split ("train" | "val"),
+    val_fraction, seed, cameras (default: all), ref_quat (rotation reference of the actions), reference
+    (absolute | delta_measured; the latter needs the episodes' measured `ee_pose`).
+    """
 
     def __init__(self, root, horizon: int, image_size: int, split: str = "train", val_fraction: float = 0.1,
-                 seed: int = 0, cameras: list[str] | None = None, ref_quat=(1.0, 0.0, 0.0, 0.0)):
+                 seed: int = 0, cameras: list[str] | None = None, ref_quat=(1.0, 0.0, 0.0, 0.0),
+                 reference: str = REF_ABSOLUTE):
         self.meta = read_meta(root)
         self.cameras = cameras or self.meta["cameras"]
         missing = [c for c in self.cameras if c not in self.meta["cameras"]]
         if missing:
             raise DatasetError(f"{root}: dataset has cameras {self.meta['cameras']}, policy needs {missing}")
+        if reference not in (REF_ABSOLUTE, REF_DELTA_MEASURED):
+            raise DatasetError(f"action_reference {reference!r}: training from a dataset supports "
+                               f"{REF_ABSOLUTE} and {REF_DELTA_MEASURED}")
         n_ep = len(self.meta["episodes"])
         order = np.random.default_rng(seed).permutation(n_ep)
         n_val = min(max(1, int(round(val_fraction * n_ep))), n_ep - 1) if n_ep > 1 else 0
         chosen = order[:n_val] if split == "val" else order[n_val:]
         if split == "val" and n_val == 0:
             chosen = order[:1]
-        self.episodes = [load_episode(root, int(i)) for i in sorted(chosen)]
-        self.instructions = [self.meta["episodes"][int(i)]["instruction"] for i in sorted(chosen)]
-        self.horizon, self.size, self.ref = horizon, image_size, list(ref_quat)
-        self.actions = [action_vectors(e, self.ref).astype(np.float32) for e in self.episodes]
+        chosen = sorted(int(i) for i in chosen)
+        self.episodes = [load_episode(root, i) for i in chosen]
+        if reference == REF_DELTA_MEASURED:
+            lacking = [self.meta["episodes"][i]["file"] for i, e in zip(chosen, self.episodes) if "ee_pose" not in e]
+            if lacking:
+                raise DatasetError(f"{root}: action_reference {reference} needs the measured ee_pose, missing in "
+                                   f"{lacking[:3]}")
+        self.instructions = [self.meta["episodes"][i]["instruction"] for i in chosen]
+        self.horizon, self.size = horizon, image_size
+        self.chunks = [chunk_targets(e, horizon, reference, list(ref_quat)) for e in self.episodes]
         self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep["stamp_s"]))]
-        self.norm_stats = compute_norm_stats(self.episodes, self.ref)
+        acts = np.concatenate([a[~p] for a, p in self.chunks])  # (M, A, 7) of real (unpadded) steps
+        acts = acts.reshape(len(acts), -1)
+        mask = np.ones(acts.shape[1], bool)
+        mask[6::7] = False  # grippers stay in [0, 1]
+        self.norm_stats = NormStats.from_arrays({"action": acts, "proprio": np.concatenate(
+            [e["proprio"] for e in self.episodes])}, {"action": mask})
 
     def __len__(self) -> int:
         return len(self.index)
@@ -53,23 +96,12 @@ class EpisodeDataset(torch.utils.data.Dataset):
             T.append(ep[f"T_base_camera__{cam}"][t])
         T = np.stack(T).astype(np.float32)
         pose_valid = bool(np.isfinite(T).all())
-        acts = self.actions[e]
-        idx = np.arange(t + 1, t + 1 + self.horizon)
-        pad = idx >= len(acts)
-        chunk = acts[np.minimum(idx, len(acts) - 1)]
+        chunk, pad = self.chunks[e]
         return {"rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0,
                 "depth_m": torch.from_numpy(np.stack(depth)), "depth_valid": torch.from_numpy(np.stack(valid)),
                 "K": torch.from_numpy(np.stack(K)).float(),
                 "T_base_camera": torch.from_numpy(np.nan_to_num(T, nan=0.0) if not pose_valid else T),
                 "pose_valid": torch.tensor(pose_valid),
                 "proprio": torch.from_numpy(ep["proprio"][t].astype(np.float32)),
-                "instruction": self.instructions[e], "action": torch.from_numpy(chunk),
-                "action_pad": torch.from_numpy(pad)}
-
-
-def collate(items: list[dict]) -> dict:
-    out = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        out[k] = vals if isinstance(vals[0], str) else torch.stack(vals)
-    return out
+                "instruction": self.instructions[e], "action": torch.from_numpy(chunk[t]),
+                "action_pad": torch.from_numpy(pad[t])}
