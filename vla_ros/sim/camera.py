@@ -2,10 +2,40 @@
 x right, y down, z forward), as a real camera driver + tf would report them."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from vla_ros.core.camera import Intrinsics
+
+_PROBE = ("import mujoco; m = mujoco.MjModel.from_xml_string('<mujoco/>'); r = mujoco.Renderer(m, 8, 8); "
+          "r.update_scene(mujoco.MjData(m)); r.render()")
+
+
+def select_gl_backend() -> str:
+    """Sets MUJOCO_GL for headless rendering before mujoco is imported: a value already set is kept; otherwise
+    EGL, falling back to OSMesa, whichever renders in a throwaway process. Returns the backend ("default" when
+    mujoco was already imported without MUJOCO_GL, which is then out of our hands)."""
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    if "mujoco" in sys.modules:  # too late to choose: MUJOCO_GL is read when mujoco is imported
+        return "default"
+    for backend in ("egl", "osmesa"):
+        env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+        try:
+            probe = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, timeout=60)
+            ok = probe.returncode == 0
+        except subprocess.TimeoutExpired:
+            ok = False
+        if ok:
+            os.environ["MUJOCO_GL"] = backend
+            return backend
+    raise RuntimeError("MuJoCo cannot render headless here: neither MUJOCO_GL=egl nor MUJOCO_GL=osmesa works "
+                       "(install libegl1 or libosmesa6)")
+
 
 # MuJoCo cameras look along -z with y up; the optical frame looks along +z with y down.
 MJ_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
@@ -47,21 +77,21 @@ class RGBDCamera:
         if self.cam_id < 0:
             raise ValueError(f"camera {name!r} not in the model")
         self.name, self.width, self.height = name, width, height
-        self.rgb_renderer = mujoco.Renderer(model, height, width)
-        self.depth_renderer = mujoco.Renderer(model, height, width)
-        self.depth_renderer.enable_depth_rendering()
+        self.renderer = mujoco.Renderer(model, height, width)
 
     def intrinsics(self) -> Intrinsics:
         return intrinsics(self.width, self.height, float(self.model.cam_fovy[self.cam_id]))
 
     def render(self, data) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 RGB and (H, W) float32 depth in metres along the optical axis."""
-        self.rgb_renderer.update_scene(data, self.cam_id)
-        rgb = self.rgb_renderer.render().copy()
-        self.depth_renderer.update_scene(data, self.cam_id)
-        depth = self.depth_renderer.render().astype(np.float32)
+        self.renderer.update_scene(data, self.cam_id)
+        rgb = self.renderer.render().copy()
+        self.renderer.enable_depth_rendering()
+        try:
+            depth = self.renderer.render().astype(np.float32)
+        finally:
+            self.renderer.disable_depth_rendering()
         return rgb, depth
 
     def close(self) -> None:
-        self.rgb_renderer.close()
-        self.depth_renderer.close()
+        self.renderer.close()
