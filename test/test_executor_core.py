@@ -117,3 +117,44 @@ def test_first_command_is_limited_from_the_measured_pose():
     reasons = far.on_chunk(chunk(10.0, [0.75, 0.75]), 10.0, Target(np.array([[0.3, 0.0, 0.3]]), DOWN[None].copy(),
                                                                     np.ones(1)))
     assert any("position jump" in r for r in reasons)  # first step 0.45 m from the measured pose: refused
+
+
+def test_pose_history_gives_the_pose_at_the_observation_stamp():
+    from vla_ros.core.pose_history import PoseHistory
+
+    h = PoseHistory(horizon_s=1.0)
+    assert h.at(5.0) == (None, "empty")
+    q90 = rotvec_to_quat(np.array([0, 0, np.pi / 2]))
+    h.add(10.0, np.r_[0.4, 0.0, 0.3, DOWN])
+    h.add(10.2, np.r_[0.5, 0.1, 0.3, q90])
+    mid, how = h.at(10.05)  # a quarter of the way
+    assert how == "interpolated"
+    np.testing.assert_allclose(mid.position_m[0], [0.425, 0.025, 0.3])
+    assert quat_angle_rad(mid.quat_xyzw[0], DOWN) == pytest.approx(quat_angle_rad(q90, DOWN) / 4, abs=1e-6)
+    assert h.at(11.0)[1] == "newest" and h.at(9.0)[1] == "oldest"
+    h.add(11.5, np.r_[0.6, 0.0, 0.3, DOWN])  # older than horizon_s is forgotten
+    np.testing.assert_allclose(h.at(10.1)[0].position_m[0], [0.6, 0.0, 0.3])
+    h.add(3.0, np.r_[0.1, 0.0, 0.3, DOWN])  # the clock went back (restart): start over
+    assert h.at(3.0)[0].position_m[0, 0] == pytest.approx(0.1)
+
+
+def test_reset_drops_chunks_and_the_last_command_and_ignores_older_observations():
+    ex = Executor(ExecutorConfig(rate_hz=20.0, mode="splice"))
+    ex.on_chunk(chunk(10.0, [0.40, 0.41, 0.42]), 10.0)
+    assert ex.tick(10.1).kind == "move" and ex.last_command is not None
+    ex.reset(10.2)
+    assert ex.last_command is None and ex.tick(10.2).kind == "hold"
+    assert ex.on_chunk(chunk(10.15, [0.5, 0.5]), 10.25) == ["observed before the last reset"]
+    assert ex.counters["dropped_from_before_reset"] == 1
+    assert ex.on_chunk(chunk(10.3, [0.6, 0.6]), 10.3) == []  # far from the old command: accepted after the reset
+    np.testing.assert_allclose(ex.tick(10.4).target.position_m[0, 0], 0.6)
+
+
+def test_splicing_passes_a_gripper_change_on_at_once_even_when_chunks_come_faster_than_the_blend():
+    ex = make_executor(mode="splice", blend_steps=3, safety={"max_step_m": 0.5, "max_speed_m_s": 10.0})
+    ex.on_chunk(chunk(10.0, [0.40] * 4, grip=1.0), 10.0)
+    ex.tick(10.05)
+    for k in range(1, 6):  # a closing chunk every 0.2 s, shorter than the 0.3 s blend window
+        t = 10.0 + 0.2 * k
+        assert ex.on_chunk(chunk(t, [0.40] * 4, grip=0.0, seq=k), t) == []
+        assert ex.tick(t + 0.05).target.gripper[0] == 0.0

@@ -81,9 +81,11 @@ def sample(chunk: ActionChunk, t: float, start: Target | None = None) -> Target:
 
 
 def blend(a: Target, b: Target, w: float) -> Target:
-    """(1 - w) * a + w * b, with slerp for orientation and the gripper taken from b past w = 0.5."""
+    """(1 - w) * a + w * b, with slerp for orientation; the gripper is b's. Blending smooths the arm's path across
+    a seam; the gripper is an open/close decision that the newest chunk owns (holding the old value until half
+    way through the window would drop it whenever chunks arrive faster than that)."""
     quat = np.stack([slerp(a.quat_xyzw[i], b.quat_xyzw[i], w) for i in range(len(a.gripper))])
-    return Target((1 - w) * a.position_m + w * b.position_m, quat, b.gripper.copy() if w >= 0.5 else a.gripper.copy())
+    return Target((1 - w) * a.position_m + w * b.position_m, quat, b.gripper.copy())
 
 
 def weighted_mean(targets: list[Target], weights: np.ndarray) -> Target:

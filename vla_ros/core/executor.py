@@ -61,10 +61,14 @@ class Executor:
         self.last_seq: int | None = None
         self.paused = False
         self.estopped = False
+        self.reset_stamp_s: float | None = None
 
     def on_chunk(self, chunk: ActionChunk, now_s: float, measured: Target | None = None) -> list[str]:
         """Store a chunk; returns the reasons it was refused (empty = accepted)."""
         s = self.cfg.safety
+        if self.reset_stamp_s is not None and chunk.stamp_s <= self.reset_stamp_s:
+            self.counters["dropped_from_before_reset"] += 1  # observed before the reset: not this episode's
+            return ["observed before the last reset"]
         reasons = []
         if now_s - chunk.stamp_s > s.max_chunk_age_s:
             reasons.append(f"chunk too old on arrival: {now_s - chunk.stamp_s:.3f} s > {s.max_chunk_age_s} s")
@@ -120,6 +124,15 @@ class Executor:
     def estop(self) -> None:
         self.estopped = True
         self.counters["estop"] += 1
+
+    def reset(self, now_s: float) -> None:
+        """Start over (e.g. a new episode): drop every chunk and the last command, and ignore chunks observed
+        up to now_s; the next command is limited from the measured pose again. Pause and e-stop are kept."""
+        self.ensembler = TemporalEnsembler(self.cfg.ensemble_decay)
+        self.splicer = Splicer(self.cfg.blend_steps)
+        self.last_command, self.newest_stamp_s, self.last_seq = None, None, None
+        self.reset_stamp_s = now_s
+        self.counters["resets"] += 1
 
     def release_estop(self) -> None:
         """Clear the e-stop; old chunks are dropped so nothing stale resumes."""

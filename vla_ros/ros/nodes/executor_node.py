@@ -3,8 +3,9 @@ layered safety. Dry-run by default: commands reach the controller topic only wit
 
 Topics: subscribes the chunk topic and (optionally) the measured pose; publishes `~/commanded`
 (geometry_msgs/PoseArray, every command, dry-run included), the consumed-chunk signal and /diagnostics.
-Services: `~/pause`, `~/resume`, `~/estop`, `~/release_estop` (std_srvs/Trigger), served on their own
-callback group so an e-stop is never queued behind the control loop.
+Services (std_srvs/Trigger): `~/pause`, `~/resume`, `~/estop`, `~/release_estop` and `~/reset` (a new episode:
+chunks and the last command are dropped), served on their own callback group so an e-stop is never queued
+behind the control loop.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from std_msgs.msg import UInt64
 from std_srvs.srv import Trigger
 
 from vla_ros.core.chunking import Target, step_times
+from vla_ros.core.constants import REF_DELTA_MEASURED
 from vla_ros.core.executor import Executor
+from vla_ros.core.pose_history import PoseHistory
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.ros import qos
 from vla_ros.ros.adapters import AdapterPublisher
@@ -40,6 +43,8 @@ class ExecutorNode(Node):
         self.actuate = bool(self.get_parameter("actuate").value)  # explicit opt-in; dry run otherwise
         self.core = Executor(cfg.executor)
         self.measured: Target | None = None
+        self._reset_request: float | None = None
+        self.pose_history = PoseHistory(horizon_s=max(2.0, cfg.executor.safety.max_chunk_age_s))
         self.refused_second_publisher = 0
         self._consumed_seq: int | None = None
         self._newest_chunk = None
@@ -56,7 +61,7 @@ class ExecutorNode(Node):
         self.consumed_pub = self.create_publisher(UInt64, cfg.policy.consumed_topic, qos.RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         for name, fn in (("pause", self._pause), ("resume", self._resume), ("estop", self._estop),
-                         ("release_estop", self._release)):
+                         ("release_estop", self._release), ("reset", self._reset)):
             self.create_service(Trigger, f"~/{name}", fn, callback_group=safety)
         self.timer = self.create_timer(1.0 / cfg.executor.rate_hz, self._tick, callback_group=control)
         self.create_timer(1.0, self._diagnostics, callback_group=safety)
@@ -72,6 +77,8 @@ class ExecutorNode(Node):
         norm = np.linalg.norm(p[3:])
         if np.isfinite(p).all() and abs(norm - 1.0) < 1e-2:
             self.measured = Target(p[None, :3], p[None, 3:] / norm, np.ones(1))
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            self.pose_history.add(stamp if stamp > 0 else self.now_s(), np.r_[p[:3], p[3:] / norm])
         else:
             self.core.counters["rejected_measured_pose"] += 1
 
@@ -82,7 +89,13 @@ class ExecutorNode(Node):
             self.core.counters["refused_chunk: malformed"] += 1
             self.get_logger().warning(f"refused chunk: {exc}", throttle_duration_sec=2.0)
             return
-        reasons = self.core.on_chunk(chunk, self.now_s(), self.measured)
+        self._apply_reset()
+        measured = self.measured
+        if chunk.reference == REF_DELTA_MEASURED:  # compose with the pose measured when the robot was observed
+            measured, how = self.pose_history.at(chunk.stamp_s)
+            if how != "interpolated":
+                self.core.counters[f"delta_measured_pose_{how}"] += 1
+        reasons = self.core.on_chunk(chunk, self.now_s(), measured)
         if reasons:
             self.get_logger().warning(f"refused chunk {chunk.seq}: {'; '.join(reasons)}", throttle_duration_sec=2.0)
         else:
@@ -96,6 +109,7 @@ class ExecutorNode(Node):
         return self._publisher_check[1]
 
     def _tick(self) -> None:
+        self._apply_reset()
         now = self.now_s()
         cmd = self.core.tick(now, self.measured)
         c = self._newest_chunk
@@ -147,6 +161,17 @@ class ExecutorNode(Node):
         resp.success, resp.message = True, "e-stop engaged: no command is sent until release_estop"
         self.get_logger().error("E-STOP engaged")
         return resp
+
+    def _reset(self, req, resp):
+        """New episode: applied by the control loop (its own callback group), never mid-tick."""
+        self._reset_request = self.now_s()
+        resp.success, resp.message = True, "reset: chunks and the last command dropped"
+        return resp
+
+    def _apply_reset(self) -> None:
+        if self._reset_request is not None:
+            self.core.reset(self._reset_request)
+            self._reset_request, self._newest_chunk = None, None
 
     def _release(self, req, resp):
         self.core.release_estop()

@@ -173,7 +173,7 @@ class PolicyNode(LifecycleNode):
         on_consumed = self.cfg.policy.rate_mode == "on_consumed"
         horizon_s = self.policy.config.horizon * self.policy.config.dt_s
         next_t = time.monotonic()
-        last_stamp = None
+        last_stamp, last_instruction = None, None
         while not self._stop.is_set():
             if on_consumed and self.seq > 0:
                 self._consumed.wait(timeout=horizon_s)  # the executor says when; fall back to the chunk length
@@ -191,6 +191,9 @@ class PolicyNode(LifecycleNode):
                 self.stats["repeated_observations"] += 1
                 continue
             last_stamp = obs.stamp_s
+            if obs.instruction != last_instruction:  # a new task: forget the policy's history (LSTM, ensembler)
+                self.policy.reset()
+                last_instruction = obs.instruction
             try:
                 chunk = self.policy.infer(obs, MODALITY_SETS[self.cfg.policy.modalities])
             except Exception as exc:
