@@ -90,3 +90,20 @@ def test_bad_files_and_data_are_named(tmp_path):
         NormStats.from_arrays({"action": np.array([[np.nan]])})
     with pytest.raises(NormStatsError, match="mask has shape"):
         NormStats.from_arrays({"action": np.zeros((3, 2))}, {"action": np.ones(3, bool)})
+
+
+def test_a_near_constant_dim_is_not_stretched_over_the_unit_range():
+    from vla_ros.core.normalize import ACTION_MIN_RANGE, action_proprio_stats
+
+    rng = np.random.default_rng(0)
+    actions = np.zeros((1000, 7))
+    actions[:, 0] = rng.uniform(-0.1, 0.1, 1000)  # x moves
+    actions[:, 3] = rng.normal(0, 1e-4, 1000)  # a tool that stays pointing down: rotation noise only
+    actions[:, 6] = rng.integers(0, 2, 1000)
+    ns = action_proprio_stats(actions, rng.normal(size=(1000, 3)))
+    a = ns.stats["action"]
+    assert a.q99[3] - a.q01[3] == pytest.approx(ACTION_MIN_RANGE) and abs((a.q99[3] + a.q01[3]) / 2) < 1e-4
+    assert a.q99[0] - a.q01[0] == pytest.approx(0.196, abs=0.01)  # a real range is kept
+    norm = ns.normalize("action", actions)
+    assert np.abs(norm[:, 3]).max() < 0.1 and np.abs(norm[:, 0]).max() == pytest.approx(1.0, abs=1e-6)
+    assert not a.mask[6] and np.array_equal(norm[:, 6], actions[:, 6])  # the gripper stays in [0, 1]

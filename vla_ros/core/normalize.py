@@ -66,8 +66,10 @@ class NormStats:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], mask: dict[str, np.ndarray] | None = None,
-                    mode: str = "q01_q99") -> NormStats:
-        """Statistics over all rows of each (..., D) array; `mask[key]` (D,) bool marks normalized dims."""
+                    mode: str = "q01_q99", min_range: dict[str, float] | None = None) -> NormStats:
+        """Statistics over all rows of each (..., D) array; `mask[key]` (D,) bool marks normalized dims.
+        `min_range[key]`: a dim whose q01..q99 range is narrower is widened (about its middle) to that range, and
+        its std floored at half of it, so a near-constant dim's noise is not stretched over [-1, 1]."""
         out = {}
         for key, x in arrays.items():
             x = np.asarray(x, dtype=np.float64)
@@ -79,7 +81,12 @@ class NormStats:
             m = np.ones(x.shape[1], bool) if mask is None or key not in mask else np.asarray(mask[key], bool)
             if m.shape != (x.shape[1],):
                 raise NormStatsError(f"norm stats '{key}': mask has shape {m.shape}, data has {x.shape[1]} dims")
-            out[key] = KeyStats(x.mean(0), x.std(0), np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0), m)
+            q01, q99, std = np.quantile(x, 0.01, axis=0), np.quantile(x, 0.99, axis=0), x.std(0)
+            floor = (min_range or {}).get(key, 0.0)
+            if floor > 0:
+                mid, half = (q01 + q99) / 2, np.maximum((q99 - q01) / 2, floor / 2)
+                q01, q99, std = mid - half, mid + half, np.maximum(std, floor / 2)
+            out[key] = KeyStats(x.mean(0), std, q01, q99, m)
         return cls(out, mode)
 
     def dim(self, key: str) -> int:
@@ -182,3 +189,16 @@ def _select(mask, a, b):
     import torch
 
     return torch.where(mask, a, b)
+
+
+ACTION_MIN_RANGE = 0.01  # m and rad: the smallest action/proprio range stretched over [-1, 1]
+
+
+def action_proprio_stats(actions: np.ndarray, proprio: np.ndarray) -> NormStats:
+    """Norm stats of (N, A * 7) actions and (N, D) proprio as every dataset path computes them: grippers (every
+    7th action dim) stay in [0, 1]; ranges below ACTION_MIN_RANGE are widened (e.g. the rotation of a tool that
+    stays pointing down, whose normalized noise would otherwise dominate the loss)."""
+    mask = np.ones(np.asarray(actions).shape[-1], bool)
+    mask[6::7] = False
+    return NormStats.from_arrays({"action": actions, "proprio": proprio}, {"action": mask},
+                                 min_range={"action": ACTION_MIN_RANGE, "proprio": ACTION_MIN_RANGE})

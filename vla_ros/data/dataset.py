@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.core.actions import poses_to_actions
-from vla_ros.core.normalize import NormStats
+from vla_ros.core.normalize import NormStats, action_proprio_stats
 
 FORMAT, VERSION = "vla_ros.dataset", 1
 TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]
@@ -26,10 +26,7 @@ def action_vectors(ep: dict, ref_quat) -> np.ndarray:
 
 def compute_norm_stats(episodes: list[dict], ref_quat=TOOL_DOWN) -> NormStats:
     act = np.concatenate([action_vectors(e, ref_quat).reshape(len(e["stamp_s"]), -1) for e in episodes])
-    prop = np.concatenate([e["proprio"] for e in episodes])
-    mask = np.ones(act.shape[1], bool)
-    mask[6::7] = False  # grippers stay in [0, 1]
-    return NormStats.from_arrays({"action": act, "proprio": prop}, {"action": mask})
+    return action_proprio_stats(act, np.concatenate([e["proprio"] for e in episodes]))
 
 
 class DatasetWriter:

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from vla_ros.core.actions import poses_to_actions
 from vla_ros.core.camera import Intrinsics
 from vla_ros.core.constants import REF_ABSOLUTE, REF_DELTA_MEASURED
-from vla_ros.core.normalize import NormStats
+from vla_ros.core.normalize import action_proprio_stats
 from vla_ros.data.dataset import DatasetError, load_episode, read_meta
 
 
@@ -69,11 +69,8 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.chunks = [chunk_targets(e, horizon, reference, list(ref_quat)) for e in self.episodes]
         self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep["stamp_s"]))]
         acts = np.concatenate([a[~p] for a, p in self.chunks])  # (M, A, 7) of real (unpadded) steps
-        acts = acts.reshape(len(acts), -1)
-        mask = np.ones(acts.shape[1], bool)
-        mask[6::7] = False  # grippers stay in [0, 1]
-        self.norm_stats = NormStats.from_arrays({"action": acts, "proprio": np.concatenate(
-            [e["proprio"] for e in self.episodes])}, {"action": mask})
+        self.norm_stats = action_proprio_stats(acts.reshape(len(acts), -1),
+                                               np.concatenate([e["proprio"] for e in self.episodes]))
 
     def __len__(self) -> int:
         return len(self.index)

@@ -100,7 +100,7 @@ def collate(samples: list[dict]) -> dict:
 
 def norm_stats_from_samples(data, action_dim: int, max_samples: int = 4096):
     """NormStats over (up to) `max_samples` contract samples; gripper dims stay unnormalized."""
-    from vla_ros.core.normalize import NormStats
+    from vla_ros.core.normalize import action_proprio_stats
 
     acts, props = [], []
     for i, sample in enumerate(data):
@@ -111,10 +111,7 @@ def norm_stats_from_samples(data, action_dim: int, max_samples: int = 4096):
         props.append(torch.as_tensor(sample["proprio"]).reshape(1, -1))
     if not acts:
         raise ValueError("training data is empty: cannot compute norm stats")
-    mask = np.ones(action_dim, bool)
-    mask[6::7] = False
-    return NormStats.from_arrays({"action": torch.cat(acts).numpy(), "proprio": torch.cat(props).numpy()},
-                                 {"action": mask})
+    return action_proprio_stats(torch.cat(acts).numpy(), torch.cat(props).numpy())
 
 
 def _loader(data, batch_size: int, shuffle: bool, seed: int, world: int, rank: int, num_workers: int):
