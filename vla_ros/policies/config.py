@@ -14,6 +14,9 @@ class VLMConfig:
     kind: "tiny" (built here) or "hf" (a Kosmos-2 / PaliGemma-class model from `path`, local files only).
     path: local folder of the HF model (kind "hf").
     width, depth, heads, patch_size, vocab_size, max_text_tokens: tiny backbone sizes.
+    stem: how the tiny backbone cuts images into tokens: "patch" (one patch_size x patch_size convolution, as a
+        ViT) or "conv" (stride-2 3x3 convolutions down to the same grid, which learns to localise from far less
+        data; Xiao et al. 2021, "Early convolutions help transformers see better").
     """
 
     kind: str = "tiny"
@@ -24,9 +27,13 @@ class VLMConfig:
     patch_size: int = 8
     vocab_size: int = 1024
     max_text_tokens: int = 12
+    stem: str = "patch"
 
     def __post_init__(self):
         check(self.kind in ("tiny", "hf"), "kind", self.kind, "expected 'tiny' or 'hf'")
+        check(self.stem in ("patch", "conv"), "stem", self.stem, "expected 'patch' or 'conv'")
+        check(self.stem != "conv" or (self.patch_size >= 2 and self.patch_size & (self.patch_size - 1) == 0),
+              "patch_size", self.patch_size, "a conv stem needs a power of two")
         check(self.kind != "hf" or bool(self.path), "path", self.path, "kind 'hf' needs a local model folder")
         check(self.width % self.heads == 0, "width", self.width, f"must be divisible by heads={self.heads}")
         check_range("depth", self.depth, 1, 64)
