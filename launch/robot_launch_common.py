@@ -14,12 +14,14 @@ from lifecycle_msgs.msg import Transition
 from launch import LaunchDescription
 
 
-def robot_launch(default_config: str) -> LaunchDescription:
+def robot_launch(default_config: str, default_checkpoint: str | None = None,
+                 default_actuate: str = "false") -> LaunchDescription:
+    ckpt = {} if default_checkpoint is None else {"default_value": default_checkpoint}
     args = [
         DeclareLaunchArgument("config", default_value=default_config, description="robot YAML (name or path)"),
-        DeclareLaunchArgument("checkpoint", description="local checkpoint folder"),
+        DeclareLaunchArgument("checkpoint", description="local checkpoint folder", **ckpt),
         DeclareLaunchArgument("instruction", default_value="", description="task instruction"),
-        DeclareLaunchArgument("actuate", default_value="false", description="send commands to the controller"),
+        DeclareLaunchArgument("actuate", default_value=default_actuate, description="send commands to the controller"),
         DeclareLaunchArgument("device", default_value="", description="cpu or cuda (default: the YAML's)"),
     ]
     policy = LifecycleNode(

@@ -198,3 +198,21 @@ def test_observation_frontend_assembles_the_sim_franka_observation(rig, spin):
     np.testing.assert_allclose(obs.cameras[0].T_base_camera, T_ref, atol=1e-6)
     np.testing.assert_allclose(obs.cameras[0].K, ref.cameras[0].K, atol=1e-9)
     assert obs.ee_pose is not None and obs.ee_pose[0, 2] == pytest.approx(0.25, abs=0.01)
+
+
+def test_reset_starts_a_new_episode_with_its_instruction_and_camera(rig, spin):
+    from vla_ros.ros.msg_conversions import transform_msg_to_matrix
+
+    sim, probe, ex = rig()
+    assert spin(ex, lambda: "tf_static" in probe.msgs and "instruction" in probe.msgs, timeout_s=20.0)
+    first = transform_msg_to_matrix(probe.msgs["tf_static"].transforms[0].transform)
+    instruction = sim.reset(11, "pick_by_distance")
+    _, T_ref = reference(11, "pick_by_distance")
+
+    def moved():
+        T = transform_msg_to_matrix(probe.msgs["tf_static"].transforms[0].transform)
+        return probe.msgs["instruction"].data == instruction and np.allclose(T, T_ref, atol=1e-6)
+
+    assert spin(ex, moved, timeout_s=10.0)  # the new camera pose is re-latched on /tf_static
+    assert not np.allclose(first, T_ref, atol=1e-3) and not sim.success()
+    assert sim.episode_task == "pick_by_distance" and sim.sim_time_s < 1.0  # simulated time restarts

@@ -10,13 +10,16 @@ import sys
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
+    "demo": ("demo", "closed-loop demo in simulation over ROS 2 (bundled checkpoints)"),
     "smoke": ("smoke", "end-to-end ROS 2 smoke run over loopback DDS"),
     "run": ("run", "start policy node + executor + adapter for a robot in one process"),
     "train": ("train", "train a policy (tiny synthetic check, or a dataset from a config)"),
+    "pretrain-esm": ("pretrain_esm", "pretrain an Embodied Spatial Model on depth and camera poses"),
     "bag-info": ("bag_info", "summarise a rosbag2 (sqlite3 or MCAP)"),
     "eval-bag": ("eval_bag", "offline evaluation of a checkpoint on a rosbag2"),
     "replay": ("replay", "publish a rosbag2's messages with their original timing"),
     "export-dataset": ("export_dataset", "export rosbag2 recordings to the training dataset format"),
+    "ablation": ("ablation", "closed-loop ablation of the bundled sim checkpoints"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
 }
 

@@ -294,6 +294,8 @@ class SimNode(Node):
             self.info_pub.publish(intrinsics_to_camera_info_msg(env.camera.intrinsics(), now, frame))
             self.last_frame = cam.rgb
             self.counters["frames"] += 1
+        for req in resets:  # the new episode's first frame is out (or the reset failed): wake the caller
+            req[2].set()
 
     @staticmethod
     def _joint_state(names, positions, stamp) -> JointState:
