@@ -184,3 +184,31 @@ def test_lstm_head_keeps_a_history_window_until_reset():
     policy.reset()
     assert policy.head._history == []
     np.testing.assert_array_equal(policy.infer(obs).position_m, first.position_m)
+
+
+def test_the_policy_reads_its_proprio_joints_by_name(tmp_path):
+    from vla_ros.data.dataset import DatasetError, DatasetWriter
+    from vla_ros.data.torch_dataset import EpisodeDataset
+    from vla_ros.policies.processing import PolicyInputError, observation_to_batch
+
+    obs = observation()
+    obs.proprio, obs.proprio_names = np.array([0.1, 0.2, 0.03], np.float32), ["j1", "j2", "finger"]
+    batch = observation_to_batch(obs, ["front"], 32, 1, proprio_names=["finger"])
+    assert batch["proprio"].tolist() == [[pytest.approx(0.03)]]
+    with pytest.raises(PolicyInputError, match=r"proprio: joints \['wrist'\] are not among"):
+        observation_to_batch(obs, ["front"], 32, 1, proprio_names=["wrist"])
+    with pytest.raises(ConfigError, match="proprio_names"):
+        tiny_config("baseline", proprio_dim=2, proprio_names=["finger"])
+    # training reads the same joints out of a dataset's joint_names
+    n = 5
+    w = DatasetWriter(tmp_path / "ds", ["front"], ["arm"], ["j1", "j2", "finger"], 0.1, (8, 8))
+    w.add_episode({"stamp_s": np.arange(n) * 0.1, "proprio": np.tile([0.1, 0.2, 0.03], (n, 1)),
+                   "rgb__front": np.zeros((n, 8, 8, 3), np.uint8), "K__front": np.tile(np.eye(3), (n, 1, 1)),
+                   "T_base_camera__front": np.tile(np.eye(4), (n, 1, 1)),
+                   "action_position_m": np.zeros((n, 1, 3)), "action_quat_xyzw": np.tile([0, 0, 0, 1.0], (n, 1, 1)),
+                   "action_gripper": np.ones((n, 1))}, "reach")
+    w.close()
+    ds = EpisodeDataset(tmp_path / "ds", 2, 8, "train", 0.0, proprio_names=["finger"])
+    assert ds[0]["proprio"].tolist() == [pytest.approx(0.03)] and ds.norm_stats.dim("proprio") == 1
+    with pytest.raises(DatasetError, match="proprio_names"):
+        EpisodeDataset(tmp_path / "ds", 2, 8, "train", 0.0, proprio_names=["elbow"])

@@ -62,12 +62,14 @@ def test_observation_units_frames_and_a_known_depth(env):
 def test_proprio_is_the_franka_joints_reaching_the_end_effector(env):
     obs = env.reset(1, "pick_by_distance")
     obs = env.step([0.55, 0.1, 0.15], [1.0, 0.0, 0.0, 0.0], 0.5, dt_s=1.0)
-    assert obs.proprio.shape == (7,) and obs.ee_pose.shape == (1, 7)
+    assert obs.proprio.shape == (8,) and obs.ee_pose.shape == (1, 7)
     np.testing.assert_allclose(obs.ee_pose[0, :3], [0.55, 0.1, 0.15], atol=2e-3)  # reached its target
-    T, _ = franka.forward(obs.proprio.astype(float))
+    T, _ = franka.forward(obs.proprio[:7].astype(float))
     np.testing.assert_allclose(T[:3, 3], obs.ee_pose[0, :3], atol=1e-3)
     assert env.gripper_width_m() == pytest.approx(0.04, abs=2e-3)  # half open
-    assert np.all(obs.proprio >= franka.Q_MIN - 1e-9) and np.all(obs.proprio <= franka.Q_MAX + 1e-9)
+    q = obs.proprio[:7]
+    assert np.all(q >= franka.Q_MIN - 1e-9) and np.all(q <= franka.Q_MAX + 1e-9)
+    assert obs.proprio[7] == pytest.approx(0.02, abs=1e-3)  # one finger: half of the 4 cm opening
 
 
 def test_episodes_are_seeded_and_instructions_come_from_templates():

@@ -111,7 +111,8 @@ def test_sensor_topics_units_frames_and_tf(rig, spin):
     assert (static.header.frame_id, static.child_frame_id) == ("base", "camera_color_optical_frame")
     np.testing.assert_allclose(transform_msg_to_matrix(static.transform), T_ref, atol=1e-6)
     assert m["tf"].transforms[0].child_frame_id == "fr3_hand_tcp"
-    assert list(m["joints"].name) == [f"fr3_joint{i}" for i in range(1, 8)]
+    assert list(m["joints"].name) == [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1",
+                                                                                 "fr3_finger_joint2"]
     assert list(m["fingers"].name) == ["fr3_finger_joint1", "fr3_finger_joint2"]
     assert sum(m["fingers"].position) == pytest.approx(0.08, abs=2e-3)  # starts open
     assert m["pose"].header.frame_id == "base" and m["pose"].pose.orientation.x == pytest.approx(1.0, abs=1e-3)
@@ -193,7 +194,7 @@ def test_observation_frontend_assembles_the_sim_franka_observation(rig, spin):
     assert spin(ex, valid, timeout_s=20.0), state.get("obs") and state["obs"].reasons
     obs = state["obs"]
     assert obs.instruction == ref.instruction
-    assert obs.proprio.shape == (7,)
+    assert obs.proprio.shape == (8,)  # 7 arm joints + a finger, from the merged /joint_states
     np.testing.assert_allclose(obs.proprio, ref.proprio, atol=0.05)
     np.testing.assert_allclose(obs.cameras[0].T_base_camera, T_ref, atol=1e-6)
     np.testing.assert_allclose(obs.cameras[0].K, ref.cameras[0].K, atol=1e-9)

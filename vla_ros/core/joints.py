@@ -8,6 +8,15 @@ class JointStateError(ValueError):
     """Missing, duplicate or non-finite joints; the message names them."""
 
 
+def select_joints(values: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
+    """The `wanted` joints' values (last axis) out of `values` named `names`; JointStateError names the missing."""
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in wanted if n not in index]
+    if missing:
+        raise JointStateError(f"joints {missing} are not among {list(names)}")
+    return np.asarray(values)[..., [index[n] for n in wanted]]
+
+
 class JointMapper:
     """Maps JointState messages into `joint_names` order; other joints in the message are ignored."""
 

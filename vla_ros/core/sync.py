@@ -273,7 +273,8 @@ class ObservationAssembler:
         if cfg.require_instruction and not self.instruction:
             fail("instruction missing: nothing received on the instruction topic or parameter")
         return Observation(stamp_s=ref_stamp, cameras=cams, proprio=proprio, instruction=self.instruction,
-                           ee_pose=ee, ages_s=ages, valid=valid and len(cams) == len(cfg.cameras), reasons=reasons)
+                           ee_pose=ee, ages_s=ages, valid=valid and len(cams) == len(cfg.cameras), reasons=reasons,
+                           proprio_names=list(cfg.joint_names) if proprio.size else [])
 
     def _reference_stamp(self, cam: CameraConfig) -> float | None:
         """Newest primary RGB stamp that already has its depth (approximate time sync: a depth image usually

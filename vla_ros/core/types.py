@@ -43,6 +43,7 @@ class Observation:
         stamp_s: reference stamp (the primary camera's image stamp).
         cameras: cameras in configured order; the first is the primary.
         proprio: (D,) float32 joint positions in the configured joint order (+ gripper if configured).
+        proprio_names: the joint name of each proprio value ([] = unnamed).
         instruction: natural-language task instruction.
         ee_pose: optional (A, 7) end-effector pose per arm in the base frame: xyz (m) + quaternion xyzw.
         ages_s: age of each source relative to `stamp_s` or to the assembly time (name -> seconds).
@@ -57,6 +58,7 @@ class Observation:
     ages_s: dict[str, float] = field(default_factory=dict)
     valid: bool = True
     reasons: list[str] = field(default_factory=list)
+    proprio_names: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 from vla_ros.core.actions import poses_to_actions
 from vla_ros.core.camera import Intrinsics
 from vla_ros.core.constants import REF_ABSOLUTE, REF_DELTA_MEASURED
+from vla_ros.core.joints import JointStateError, select_joints
 from vla_ros.core.normalize import action_proprio_stats
 from vla_ros.data.dataset import DatasetError, load_episode, read_meta
 
@@ -37,12 +38,13 @@ class EpisodeDataset(torch.utils.data.Dataset):
 
     Args: root (dataset folder), horizon, image_size (square model input), split ("train" | "val"),
     val_fraction, seed, cameras (default: all), ref_quat (rotation reference of the actions), reference
-    (absolute | delta_measured; the latter needs the episodes' measured `ee_pose`).
+    (absolute | delta_measured; the latter needs the episodes' measured `ee_pose`), proprio_names (the joints to
+    read, by the dataset's joint_names; [] = all).
     """
 
     def __init__(self, root, horizon: int, image_size: int, split: str = "train", val_fraction: float = 0.1,
                  seed: int = 0, cameras: list[str] | None = None, ref_quat=(1.0, 0.0, 0.0, 0.0),
-                 reference: str = REF_ABSOLUTE):
+                 reference: str = REF_ABSOLUTE, proprio_names: list[str] | None = None):
         self.meta = read_meta(root)
         self.cameras = cameras or self.meta["cameras"]
         missing = [c for c in self.cameras if c not in self.meta["cameras"]]
@@ -64,6 +66,12 @@ class EpisodeDataset(torch.utils.data.Dataset):
             if lacking:
                 raise DatasetError(f"{root}: action_reference {reference} needs the measured ee_pose, missing in "
                                    f"{lacking[:3]}")
+        if proprio_names:
+            try:
+                for e in self.episodes:
+                    e["proprio"] = select_joints(e["proprio"], self.meta["joint_names"], list(proprio_names))
+            except JointStateError as exc:
+                raise DatasetError(f"{root}: proprio_names: {exc}") from None
         self.instructions = [self.meta["episodes"][i]["instruction"] for i in chosen]
         self.horizon, self.size = horizon, image_size
         self.chunks = [chunk_targets(e, horizon, reference, list(ref_quat)) for e in self.episodes]

@@ -98,4 +98,5 @@ class Policy(nn.Module, abc.ABC):
 
     def observation_to_batch(self, obs: Observation) -> dict:
         cfg = self.config
-        return observation_to_batch(obs, cfg.camera_names, cfg.image_size, cfg.proprio_dim, self.device)
+        return observation_to_batch(obs, cfg.camera_names, cfg.image_size, cfg.proprio_dim, self.device,
+                                    cfg.proprio_names)

@@ -14,9 +14,6 @@ class VLMConfig:
     kind: "tiny" (built here) or "hf" (a Kosmos-2 / PaliGemma-class model from `path`, local files only).
     path: local folder of the HF model (kind "hf").
     width, depth, heads, patch_size, vocab_size, max_text_tokens: tiny backbone sizes.
-    stem: how the tiny backbone cuts images into tokens: "patch" (one patch_size x patch_size convolution, as a
-        ViT) or "conv" (stride-2 3x3 convolutions down to the same grid, which learns to localise from far less
-        data; Xiao et al. 2021, "Early convolutions help transformers see better").
     """
 
     kind: str = "tiny"
@@ -27,13 +24,9 @@ class VLMConfig:
     patch_size: int = 8
     vocab_size: int = 1024
     max_text_tokens: int = 12
-    stem: str = "patch"
 
     def __post_init__(self):
         check(self.kind in ("tiny", "hf"), "kind", self.kind, "expected 'tiny' or 'hf'")
-        check(self.stem in ("patch", "conv"), "stem", self.stem, "expected 'patch' or 'conv'")
-        check(self.stem != "conv" or (self.patch_size >= 2 and self.patch_size & (self.patch_size - 1) == 0),
-              "patch_size", self.patch_size, "a conv stem needs a power of two")
         check(self.kind != "hf" or bool(self.path), "path", self.path, "kind 'hf' needs a local model folder")
         check(self.width % self.heads == 0, "width", self.width, f"must be divisible by heads={self.heads}")
         check_range("depth", self.depth, 1, 64)
@@ -43,13 +36,16 @@ class VLMConfig:
 class HeadConfig:
     """Action head. Args:
     kind: "mlp" (a chunk of `horizon` actions at once) or "lstm" (over a history window of action tokens).
-    hidden: hidden width. history: LSTM window. arm_loss: "huber" or "mse". gripper_weight: BCE weight.
+    hidden: hidden width. history: LSTM window. gripper_weight: BCE weight.
+    arm_loss: "mse" (the reference) or "huber" (huber_delta, in normalized units). A small delta makes the arm's
+        gradient tiny next to the gripper's BCE: in simulation a Huber(0.1) policy learned when to close the
+        gripper but not where to move it.
     """
 
     kind: str = "mlp"
     hidden: int = 256
     history: int = 4
-    arm_loss: str = "huber"
+    arm_loss: str = "mse"
     huber_delta: float = 0.1
     gripper_weight: float = 0.5
 
@@ -69,6 +65,10 @@ class PolicyConfig:
         camera_names: cameras the model reads, in order.
         image_size: square model input size (images are resized, K rescaled to match).
         proprio_dim: length of the proprio vector.
+        proprio_names: joints the model reads, by name, out of the robot's joint states ([] = all of them, in the
+            robot config's order). E.g. only the gripper: arm joints let a policy trained by imitation copy its
+            own recent motion instead of looking (the "copycat" shortcut), and VLAs such as OpenVLA and
+            SpatialVLA read no proprio at all.
         arm_names: arms in the action (7 values each: xyz m, rotation vector rad, gripper [0, 1]).
         horizon: steps per chunk. dt_s: step period.
         action_reference: absolute | delta_target | delta_measured.
@@ -83,6 +83,7 @@ class PolicyConfig:
     camera_names: list[str] = field(default_factory=lambda: ["front"])
     image_size: int = 64
     proprio_dim: int = 8
+    proprio_names: list[str] = field(default_factory=list)
     arm_names: list[str] = field(default_factory=lambda: ["arm"])
     horizon: int = 4
     dt_s: float = 0.1
@@ -99,6 +100,8 @@ class PolicyConfig:
         check(len(self.rotation_ref_quat_xyzw) == 4, "rotation_ref_quat_xyzw", self.rotation_ref_quat_xyzw,
               "expected 4 numbers")
         check_range("image_size", self.image_size, 8, 1024)
+        check(not self.proprio_names or len(self.proprio_names) == self.proprio_dim, "proprio_names",
+              self.proprio_names, f"must name proprio_dim={self.proprio_dim} joints")
         check_range("horizon", self.horizon, 1, 256)
         check_range("dt_s", self.dt_s, 1e-3, 10.0)
         check(self.image_size % self.vlm.patch_size == 0, "image_size", self.image_size,

@@ -15,6 +15,7 @@ import torch
 from vla_ros.core.actions import actions_to_poses
 from vla_ros.core.camera import Intrinsics
 from vla_ros.core.constants import MOD_DEPTH, MOD_POSE, MOD_RGB, MODALITY_SETS
+from vla_ros.core.joints import JointStateError, select_joints
 from vla_ros.core.normalize import NormStats
 from vla_ros.core.types import ActionChunk, Observation
 
@@ -36,13 +37,19 @@ def choose_modalities(allowed: str, requested: tuple[str, ...] | None, has_depth
 
 
 def observation_to_batch(obs: Observation, camera_names: list[str], image_size: int, proprio_dim: int,
-                         device: torch.device | str = "cpu") -> dict:
-    """One observation -> a batch of one (training contract); K is rescaled with the resize."""
+                         device: torch.device | str = "cpu", proprio_names: list[str] | None = None) -> dict:
+    """One observation -> a batch of one (training contract); K is rescaled with the resize. `proprio_names`:
+    the joints the model reads, picked by name from the observation's proprio ([] / None = all of it)."""
     by_name = {c.name: c for c in obs.cameras}
     missing = [n for n in camera_names if n not in by_name]
     if missing:
         raise PolicyInputError(f"cameras: policy needs {camera_names}, observation lacks {missing}")
     proprio = np.asarray(obs.proprio, np.float32).reshape(-1)
+    if proprio_names:
+        try:
+            proprio = select_joints(proprio, list(obs.proprio_names), list(proprio_names))
+        except JointStateError as exc:
+            raise PolicyInputError(f"proprio: {exc}") from None
     if proprio.shape[0] != proprio_dim:
         raise PolicyInputError(f"proprio: policy expects {proprio_dim} values, got {proprio.shape[0]}")
     s = image_size

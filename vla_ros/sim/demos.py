@@ -3,7 +3,8 @@
 `python -m vla_ros.sim.demos --out data/sim_demos --episodes 150` records the scripted expert on every task
 (round robin, seeds from --seed), keeping only successful episodes. Frame t holds the observation at control
 step t and the absolute target the expert commanded right after it: the target position (m), orientation
-(quaternion xyzw) and gripper (1 open .. 0 closed) of one arm ("arm"); proprio = the 7 Franka joint angles.
+(quaternion xyzw) and gripper (1 open .. 0 closed) of one arm ("arm"); proprio = the 7 Franka joint angles and
+a finger joint.
 """
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vla_ros.sim.env import SimConfig, SimEnv
+from vla_ros.sim.env import PROPRIO_NAMES, SimConfig, SimEnv
 from vla_ros.sim.expert import rollout
-from vla_ros.sim.franka import JOINT_NAMES
 from vla_ros.sim.scene import CAMERA
 from vla_ros.sim.tasks import TASKS
 
@@ -44,7 +44,7 @@ def generate(out_dir: str | Path, episodes: int, tasks: tuple[str, ...] = TASKS,
     from vla_ros.data.dataset import DatasetWriter
 
     env = SimEnv(config or SimConfig())
-    writer = DatasetWriter(out_dir, [CAMERA], ["arm"], list(JOINT_NAMES), env.config.dt_s,
+    writer = DatasetWriter(out_dir, [CAMERA], ["arm"], list(PROPRIO_NAMES), env.config.dt_s,
                            (env.config.height, env.config.width),
                            source={"generator": "vla_ros.sim.demos", "seed": seed, "tasks": list(tasks)})
     t0, tried, kept, frames_total, s = time.monotonic(), 0, 0, 0, seed

@@ -2,8 +2,8 @@
 gripper) -> Observation, success(). numpy + mujoco only; the ROS node (vla_ros/ros/nodes/sim_node.py) wraps it.
 
 The floating gripper follows its Cartesian target with a speed limit (a stand-in for the robot's Cartesian
-controller); `proprio` holds the 7 joint angles of a Franka whose TCP is at the gripper (IK), as the real
-robot's /joint_states would give.
+controller); `proprio` holds the 7 joint angles of a Franka whose TCP is at the gripper (IK) and the first
+finger joint, as the real robot's merged /joint_states would give.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from vla_ros.core.types import CameraObservation, Observation
 from vla_ros.sim import franka
 from vla_ros.sim.scene import CAMERA, FINGER_MAX_M, build_mjcf
 from vla_ros.sim.tasks import TASKS, CameraRange, Episode, check_success, sample_episode
+
+PROPRIO_NAMES = [*franka.JOINT_NAMES, franka.FINGER_NAMES[0]]  # 7 arm joints (rad) + one finger (m, half the width)
 
 TOOL_DOWN_XYZW = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -201,7 +203,9 @@ class SimEnv:
         t = self.time_s
         cam = CameraObservation(name=CAMERA, rgb=rgb, K=self.camera.intrinsics().K, stamp_s=t, depth_m=depth,
                                 depth_valid=valid, T_base_camera=self.T_base_camera())
-        return Observation(stamp_s=t, cameras=[cam], proprio=self.q.astype(np.float32), instruction=self.instruction,
+        proprio = np.r_[self.q, self.finger_positions_m()[:1]].astype(np.float32)  # PROPRIO_NAMES
+        return Observation(stamp_s=t, cameras=[cam], proprio=proprio, proprio_names=list(PROPRIO_NAMES),
+                           instruction=self.instruction,
                            ee_pose=self.ee_pose()[None], ages_s={"rgb/front": 0.0, "joints": 0.0})
 
     def close(self) -> None:

@@ -66,16 +66,15 @@ def sample_episode(rng: np.random.Generator, task: str, camera: CameraRange | No
     colours = [str(c) for c in rng.permutation(list(COLOURS))]
     common = dict(camera_eye=tuple(eye), camera_target=tuple(look), width=width, height=height,
                   fovy_deg=camera.fovy_deg)
-    if task == "place_on_platform":
-        xy = _positions(rng, 3)
-        sizes = [str(s) for s in rng.choice(list(SIZES_M), 2)]
-        blocks = {colours[0]: SIZES_M[sizes[0]], colours[1]: SIZES_M[sizes[1]]}
+    if task == "place_on_platform":  # one block: what matters is the platform's height
+        xy = _positions(rng, 2)
+        size = str(rng.choice(list(SIZES_M)))
         height_m = float(rng.uniform(0.02, 0.14))
-        scene = SceneSpec(blocks=blocks, block_xy={colours[0]: xy[0], colours[1]: xy[1]}, platform_xy=xy[2],
+        scene = SceneSpec(blocks={colours[0]: SIZES_M[size]}, block_xy={colours[0]: xy[0]}, platform_xy=xy[1],
                           platform_half_m=0.045, platform_height_m=height_m, **common)
         templates = ["put the {c} block on the platform", "place the {c} block onto the platform",
                      "move the {s} {c} block onto the platform"]
-        text = str(rng.choice(templates)).format(c=colours[0], s=sizes[0])
+        text = str(rng.choice(templates)).format(c=colours[0], s=size)
         return Episode(task, text, scene, colours[0], "platform")
     if task == "stack_by_size":
         xy = _positions(rng, 2)

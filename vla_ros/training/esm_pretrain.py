@@ -86,7 +86,7 @@ def geometry_losses(model: EmbodiedSpatialModel, batch: dict, use_depth, use_pos
                "depth_abs_rel": float(((err / gt.clamp(min=1e-3)) * valid).sum() / n),
                "cam_t_err_m": float((final[..., :3] - target[..., :3]).norm(dim=-1).mean()),
                "cam_rot_err_deg": float(torch.rad2deg(2 * torch.acos(dot.abs().clamp(max=1.0))).mean()),
-               "depth_loss": float(depth_loss), "camera_loss": float(cam_loss)}
+               "depth_loss": float(depth_loss.detach()), "camera_loss": float(cam_loss.detach())}
     return cfg.depth_weight * depth_loss + cfg.camera_weight * cam_loss, metrics
 
 
@@ -153,7 +153,7 @@ def pretrain(cfg: ESMPretrainConfig, progress: bool = True) -> dict:
             opt.step()
             sched.step()
             step += 1
-            last = {"step": step, "loss": float(loss), **metrics}
+            last = {"step": step, "loss": float(loss.detach()), **metrics}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 last.update(_validate(model, val, cfg))
             if "val_depth_mae_m" in last or step % 10 == 0:

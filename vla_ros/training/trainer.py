@@ -154,7 +154,7 @@ def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int, train
         from vla_ros.data.torch_dataset import EpisodeDataset  # the dataset format lives with the bag tools
 
         kw = {"cameras": pcfg.camera_names, "ref_quat": pcfg.rotation_ref_quat_xyzw,
-              "reference": pcfg.action_reference}
+              "reference": pcfg.action_reference, "proprio_names": pcfg.proprio_names}
         train_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed,
                                     **kw)
         val_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed, **kw)

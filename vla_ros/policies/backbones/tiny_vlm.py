@@ -29,16 +29,6 @@ class HashTokenizer:
         return out
 
 
-def conv_stem(width: int, patch_size: int) -> nn.Sequential:
-    """log2(patch_size) stride-2 3x3 convolutions (GELU between), then a 1x1 projection to `width`."""
-    n = patch_size.bit_length() - 1
-    chans = [3] + [max(16, width >> (n - i)) for i in range(1, n + 1)]
-    layers = []
-    for c_in, c_out in zip(chans, chans[1:]):
-        layers += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.GELU()]
-    return nn.Sequential(*layers, nn.Conv2d(chans[-1], width, 1))
-
-
 class TinyVLM(nn.Module):
     def __init__(self, cfg: VLMConfig, n_cameras: int, image_size: int, proprio_dim: int):
         super().__init__()
@@ -46,8 +36,7 @@ class TinyVLM(nn.Module):
         self.cfg = cfg
         self.grid = image_size // cfg.patch_size
         self.n_vision = n_cameras * self.grid * self.grid
-        self.patch_embed = conv_stem(w, cfg.patch_size) if cfg.stem == "conv" else nn.Conv2d(3, w, cfg.patch_size,
-                                                                                               cfg.patch_size)
+        self.patch_embed = nn.Conv2d(3, w, cfg.patch_size, cfg.patch_size)
         self.vision_pos = nn.Parameter(torch.randn(1, self.n_vision, w) * 0.02)
         self.tokenizer = HashTokenizer(cfg.vocab_size, cfg.max_text_tokens)
         self.text_embed = nn.Embedding(cfg.vocab_size, w, padding_idx=PAD)

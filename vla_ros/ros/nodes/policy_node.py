@@ -101,9 +101,13 @@ class PolicyNode(LifecycleNode):
         pc = self.policy.config
         if list(pc.arm_names) != list(cfg.executor.arm_names):
             raise ConfigError(f"checkpoint arms {pc.arm_names} != robot arms {cfg.executor.arm_names}")
-        if pc.proprio_dim != len(cfg.observation.joint_names):
-            raise ConfigError(f"checkpoint proprio_dim {pc.proprio_dim} != {len(cfg.observation.joint_names)} "
-                              "configured joints")
+        joints = list(cfg.observation.joint_names)
+        if pc.proprio_names:
+            lacking = [n for n in pc.proprio_names if n not in joints]
+            if lacking:
+                raise ConfigError(f"checkpoint reads joints {lacking} that observation.joint_names {joints} lacks")
+        elif pc.proprio_dim != len(joints):
+            raise ConfigError(f"checkpoint proprio_dim {pc.proprio_dim} != {len(joints)} configured joints")
         sensors = ReentrantCallbackGroup()
         before = set(self.subscriptions)
         self.frontend = ObservationFrontend(self, cfg.observation, sensors)

@@ -271,8 +271,9 @@ class SimNode(Node):
             self._gripper_waiters = still
         now = self.get_clock().now().nanoseconds * 1e-9
         stamp = s_to_stamp(now)
-        self.joint_pub.publish(self._joint_state(self.joint_names, env.q, stamp))
-        self.finger_pub.publish(self._joint_state(self.finger_names, env.finger_positions_m(), stamp))
+        fingers = env.finger_positions_m()  # merged into /joint_states too, as joint_state_publisher does
+        self.joint_pub.publish(self._joint_state(self.joint_names + self.finger_names, np.r_[env.q, fingers], stamp))
+        self.finger_pub.publish(self._joint_state(self.finger_names, fingers, stamp))
         pose = env.ee_pose()
         msg = PoseStamped()
         msg.header.stamp, msg.header.frame_id = stamp, self.cfg.base_frame
