@@ -212,3 +212,29 @@ def test_the_policy_reads_its_proprio_joints_by_name(tmp_path):
     assert ds[0]["proprio"].tolist() == [pytest.approx(0.03)] and ds.norm_stats.dim("proprio") == 1
     with pytest.raises(DatasetError, match="proprio_names"):
         EpisodeDataset(tmp_path / "ds", 2, 8, "train", 0.0, proprio_names=["elbow"])
+
+
+def test_random_shift_moves_the_principal_point_with_the_image(tmp_path):
+    from vla_ros.data.dataset import DatasetWriter
+    from vla_ros.data.torch_dataset import EpisodeDataset
+
+    n, img = 3, np.zeros((3, 16, 16, 3), np.uint8)
+    img[:, 5, 9] = 255  # one bright pixel at (u, v) = (9, 5)
+    K = np.array([[20.0, 0, 7.5], [0, 20.0, 7.5], [0, 0, 1]])
+    w = DatasetWriter(tmp_path / "ds", ["front"], ["arm"], ["finger"], 0.1, (16, 16))
+    w.add_episode({"stamp_s": np.arange(n) * 0.1, "proprio": np.zeros((n, 1)), "rgb__front": img,
+                   "depth_m__front": np.ones((n, 16, 16), np.float32), "K__front": np.tile(K, (n, 1, 1)),
+                   "T_base_camera__front": np.tile(np.eye(4), (n, 1, 1)), "action_position_m": np.zeros((n, 1, 3)),
+                   "action_quat_xyzw": np.tile([0, 0, 0, 1.0], (n, 1, 1)), "action_gripper": np.ones((n, 1))}, "x")
+    w.close()
+    ds = EpisodeDataset(tmp_path / "ds", 2, 16, "train", 0.0, shift_px=3)
+    torch.manual_seed(0)
+    offsets = set()
+    for _ in range(30):
+        item = ds[0]
+        v, u = np.argwhere(item["rgb"][0, 0].numpy() > 0.5)[0]
+        k = item["K"][0].numpy()
+        assert (u - k[0, 2], v - k[1, 2]) == (9 - 7.5, 5 - 7.5)  # the pixel keeps its ray
+        offsets.add((int(u), int(v)))
+    assert len(offsets) > 5  # and it really moves
+    assert EpisodeDataset(tmp_path / "ds", 2, 16, "train", 0.0).shift_px == 0

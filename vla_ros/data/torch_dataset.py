@@ -2,6 +2,8 @@
 policy's action reference (absolute targets, or deltas from the measured end-effector pose at the frame)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import torch
@@ -33,52 +35,91 @@ def chunk_targets(ep: dict, horizon: int, reference: str, ref_quat) -> tuple[np.
     return poses_to_actions(pos, quat, grip, ref_quat).astype(np.float32), pad
 
 
+def _shrink(ep: dict, cameras: list[str], size: int) -> dict:
+    """Resize an episode's images and depth to the model's square input once, at load (K rescaled to match), so
+    memory and per-sample work scale with the model's input, not the camera's."""
+    out = {k: v for k, v in ep.items() if not k.startswith(("rgb__", "depth_m__", "K__"))}
+    for cam in cameras:
+        rgb = ep[f"rgb__{cam}"]
+        h, w = rgb.shape[1:3]
+        out[f"rgb__{cam}"] = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in rgb])
+        out[f"K__{cam}"] = np.stack([Intrinsics(k.astype(float), np.zeros(0), w, h).resized(size, size).K
+                                     for k in ep[f"K__{cam}"]])
+        if f"depth_m__{cam}" in ep:
+            out[f"depth_m__{cam}"] = np.stack([cv2.resize(d, (size, size), interpolation=cv2.INTER_NEAREST)
+                                               for d in ep[f"depth_m__{cam}"]])
+    return out
+
+
 class EpisodeDataset(torch.utils.data.Dataset):
     """Episodes are split into train/val by episode (seeded); items follow the training batch contract.
 
-    Args: root (dataset folder), horizon, image_size (square model input), split ("train" | "val"),
-    val_fraction, seed, cameras (default: all), ref_quat (rotation reference of the actions), reference
-    (absolute | delta_measured; the latter needs the episodes' measured `ee_pose`), proprio_names (the joints to
-    read, by the dataset's joint_names; [] = all).
+    Args: root (dataset folder, or a list of folders with the same cameras and joints), horizon, image_size
+    (square model input), split ("train" | "val"), val_fraction, seed, cameras (default: all), ref_quat (rotation
+    reference of the actions), reference (absolute | delta_measured; the latter needs the episodes' measured
+    `ee_pose`), proprio_names (the joints to read, by the dataset's joint_names; [] = all), shift_px (random
+    shift augmentation: images and depth padded by this many pixels and cropped back at a random offset, K's
+    principal point moved to match; 0 = off).
     """
 
     def __init__(self, root, horizon: int, image_size: int, split: str = "train", val_fraction: float = 0.1,
                  seed: int = 0, cameras: list[str] | None = None, ref_quat=(1.0, 0.0, 0.0, 0.0),
-                 reference: str = REF_ABSOLUTE, proprio_names: list[str] | None = None):
-        self.meta = read_meta(root)
+                 reference: str = REF_ABSOLUTE, proprio_names: list[str] | None = None, shift_px: int = 0):
+        roots = [root] if isinstance(root, (str, Path)) else list(root)
+        metas = [read_meta(r) for r in roots]
+        self.meta = metas[0]
+        for r, m in zip(roots[1:], metas[1:]):
+            for key in ("cameras", "joint_names", "arm_names"):
+                if m[key] != self.meta[key]:
+                    raise DatasetError(f"{r}: {key} {m[key]} differ from {roots[0]}'s {self.meta[key]}")
         self.cameras = cameras or self.meta["cameras"]
         missing = [c for c in self.cameras if c not in self.meta["cameras"]]
         if missing:
-            raise DatasetError(f"{root}: dataset has cameras {self.meta['cameras']}, policy needs {missing}")
+            raise DatasetError(f"{roots[0]}: dataset has cameras {self.meta['cameras']}, policy needs {missing}")
         if reference not in (REF_ABSOLUTE, REF_DELTA_MEASURED):
             raise DatasetError(f"action_reference {reference!r}: training from a dataset supports "
                                f"{REF_ABSOLUTE} and {REF_DELTA_MEASURED}")
-        n_ep = len(self.meta["episodes"])
+        where = [(r, m, i) for r, m in zip(roots, metas) for i in range(len(m["episodes"]))]
+        n_ep = len(where)
         order = np.random.default_rng(seed).permutation(n_ep)
         n_val = min(max(1, int(round(val_fraction * n_ep))), n_ep - 1) if n_ep > 1 else 0
         chosen = order[:n_val] if split == "val" else order[n_val:]
         if split == "val" and n_val == 0:
             chosen = order[:1]
-        chosen = sorted(int(i) for i in chosen)
-        self.episodes = [load_episode(root, i) for i in chosen]
+        chosen = [where[k] for k in sorted(int(c) for c in chosen)]
+        self.episodes = [_shrink(load_episode(r, i), self.cameras, image_size) for r, _, i in chosen]
         if reference == REF_DELTA_MEASURED:
-            lacking = [self.meta["episodes"][i]["file"] for i, e in zip(chosen, self.episodes) if "ee_pose" not in e]
+            lacking = [m["episodes"][i]["file"] for (_, m, i), e in zip(chosen, self.episodes) if "ee_pose" not in e]
             if lacking:
-                raise DatasetError(f"{root}: action_reference {reference} needs the measured ee_pose, missing in "
+                raise DatasetError(f"{roots[0]}: action_reference {reference} needs the measured ee_pose, missing in "
                                    f"{lacking[:3]}")
         if proprio_names:
             try:
                 for e in self.episodes:
                     e["proprio"] = select_joints(e["proprio"], self.meta["joint_names"], list(proprio_names))
             except JointStateError as exc:
-                raise DatasetError(f"{root}: proprio_names: {exc}") from None
-        self.instructions = [self.meta["episodes"][i]["instruction"] for i in chosen]
-        self.horizon, self.size = horizon, image_size
+                raise DatasetError(f"{roots[0]}: proprio_names: {exc}") from None
+        self.instructions = [m["episodes"][i]["instruction"] for _, m, i in chosen]
+        self.horizon, self.size, self.shift_px = horizon, image_size, int(shift_px)
         self.chunks = [chunk_targets(e, horizon, reference, list(ref_quat)) for e in self.episodes]
         self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep["stamp_s"]))]
         acts = np.concatenate([a[~p] for a, p in self.chunks])  # (M, A, 7) of real (unpadded) steps
         self.norm_stats = action_proprio_stats(acts.reshape(len(acts), -1),
                                                np.concatenate([e["proprio"] for e in self.episodes]))
+
+    def _shift(self, rgb, depth, K):
+        """One random offset for all cameras of the sample (torch's RNG, so training stays seeded)."""
+        p, s = self.shift_px, self.size
+        dx, dy = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
+        out = ([], [], [])
+        for im, d, k in zip(rgb, depth, K):
+            out[0].append(np.pad(im, ((p, p), (p, p), (0, 0)), mode="edge")[dy:dy + s, dx:dx + s])
+            out[1].append(np.pad(d, p, mode="edge")[dy:dy + s, dx:dx + s])
+            k = k.copy()
+            k[0, 2] += p - dx
+            k[1, 2] += p - dy
+            out[2].append(k)
+        return out
 
     def __len__(self) -> int:
         return len(self.index)
@@ -86,19 +127,15 @@ class EpisodeDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         e, t = self.index[i]
         ep, s = self.episodes[e], self.size
-        rgb, depth, valid, K, T = [], [], [], [], []
+        rgb, depth, K, T = [], [], [], []
         for cam in self.cameras:
-            img = ep[f"rgb__{cam}"][t]
-            h, w = img.shape[:2]
-            rgb.append(cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA))
-            K.append(Intrinsics(ep[f"K__{cam}"][t].astype(float), np.zeros(0), w, h).resized(s, s).K)
-            if f"depth_m__{cam}" in ep:
-                d = cv2.resize(ep[f"depth_m__{cam}"][t], (s, s), interpolation=cv2.INTER_NEAREST)
-            else:
-                d = np.zeros((s, s), np.float32)
-            depth.append(d)
-            valid.append(d > 0)
+            rgb.append(ep[f"rgb__{cam}"][t])
+            K.append(ep[f"K__{cam}"][t])
+            depth.append(ep[f"depth_m__{cam}"][t] if f"depth_m__{cam}" in ep else np.zeros((s, s), np.float32))
             T.append(ep[f"T_base_camera__{cam}"][t])
+        if self.shift_px:
+            rgb, depth, K = self._shift(rgb, depth, K)
+        valid = [d > 0 for d in depth]
         T = np.stack(T).astype(np.float32)
         pose_valid = bool(np.isfinite(T).all())
         chunk, pad = self.chunks[e]

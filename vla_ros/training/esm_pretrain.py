@@ -31,7 +31,7 @@ def _tiny_esm() -> ESMConfig:
 class ESMPretrainConfig:
     """Args:
     esm: the model (its camera_head and depth_head must be on).
-    dataset: vla_ros dataset folder (images, depth, intrinsics, camera poses). camera: which camera.
+    dataset: vla_ros dataset folder(s) (images, depth, intrinsics, camera poses). camera: which camera.
     out: output folder. image_size: square input size.
     steps, batch_size, lr, weight_decay, seed, eval_every: optimisation.
     p_drop_depth / p_drop_pose: probability that the depth / pose input is withheld per sample.
@@ -39,7 +39,7 @@ class ESMPretrainConfig:
     """
 
     esm: ESMConfig = field(default_factory=_tiny_esm)
-    dataset: str = ""
+    dataset: str | list[str] = ""
     camera: str = ""
     out: str = "runs/esm"
     image_size: int = 64

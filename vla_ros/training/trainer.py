@@ -24,15 +24,16 @@ from vla_ros.training.checkpoint import load_checkpoint, save_checkpoint
 class TrainConfig:
     """Args:
     policy: PolicyConfig fields (method, sizes, modalities, method_args).
-    dataset: dataset folder (vla_ros dataset format); '' = synthetic batches.
+    dataset: dataset folder (vla_ros dataset format), or a list of them; '' = synthetic batches.
     out: output folder (checkpoint/, train_state.pt, metrics.jsonl).
     steps, batch_size, lr, weight_decay, grad_clip, seed: optimisation.
     eval_every / ckpt_every: steps between validation losses / checkpoints. val_batches: batches per eval.
     device: cpu or cuda. resume: continue from out/ when a train_state.pt is there.
+    augment_shift_px: random-shift image augmentation of the training split (pixels at the model's input size).
     """
 
     policy: dict = field(default_factory=lambda: {"method": "baseline"})
-    dataset: str = ""
+    dataset: str | list[str] = ""
     out: str = "runs/train"
     steps: int = 200
     batch_size: int = 16
@@ -44,6 +45,7 @@ class TrainConfig:
     ckpt_every: int = 100
     val_batches: int = 2
     val_fraction: float = 0.1
+    augment_shift_px: int = 0
     num_workers: int = 0
     device: str = "cpu"
     resume: bool = True
@@ -56,6 +58,7 @@ class TrainConfig:
         check_range("eval_every", self.eval_every, 1)
         check_range("ckpt_every", self.ckpt_every, 1)
         check_range("val_fraction", self.val_fraction, 0.0, 1.0)
+        check_range("augment_shift_px", self.augment_shift_px, 0, 64)
         from_dict(PolicyConfig, self.policy, "policy")  # names a bad policy key when the file is read
 
 
@@ -156,7 +159,7 @@ def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int, train
         kw = {"cameras": pcfg.camera_names, "ref_quat": pcfg.rotation_ref_quat_xyzw,
               "reference": pcfg.action_reference, "proprio_names": pcfg.proprio_names}
         train_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed,
-                                    **kw)
+                                    shift_px=cfg.augment_shift_px, **kw)
         val_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed, **kw)
     if norm_stats is None:
         norm_stats = getattr(train_data, "norm_stats", None) or norm_stats_from_samples(train_data, pcfg.action_dim)
