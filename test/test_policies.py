@@ -238,3 +238,31 @@ def test_random_shift_moves_the_principal_point_with_the_image(tmp_path):
         offsets.add((int(u), int(v)))
     assert len(offsets) > 5  # and it really moves
     assert EpisodeDataset(tmp_path / "ds", 2, 16, "train", 0.0).shift_px == 0
+
+
+def test_spatial_softmax_finds_a_peak_and_the_conv_vlm_trains_and_reloads(tmp_path):
+    from vla_ros.policies.backbones.conv_keypoints import spatial_softmax
+
+    f = torch.full((1, 2, 5, 9), -1e4)
+    f[0, 0, 1, 6] = 0.0  # channel 0 peaks at column 6 of 9, row 1 of 5
+    f[0, 1] = 0.0  # channel 1 is flat: the centre
+    xy = spatial_softmax(f)[0].tolist()  # [x0, x1, y0, y1]
+    assert xy == [pytest.approx(0.5), pytest.approx(0.0, abs=1e-6), pytest.approx(-0.5), pytest.approx(0.0, abs=1e-6)]
+    torch.manual_seed(0)
+    cfg = tiny_config("baseline", vlm={"vision": "conv_keypoints", "keypoints": 8})
+    policy = make_policy(cfg, synthetic_norm_stats(cfg))
+    batch = synthetic_batch(cfg, 8, seed=0)
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    first = float(policy.compute_loss(batch)[0])
+    for _ in range(60):
+        loss, _ = policy.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < first / 10
+    save_checkpoint(policy, tmp_path / "ck")
+    again = load_policy(tmp_path / "ck")
+    obs = observation()
+    np.testing.assert_array_equal(policy.infer(obs).position_m, again.infer(obs).position_m)
+    with pytest.raises(ConfigError, match="vision"):
+        tiny_config("baseline", vlm={"vision": "resnet"})

@@ -33,7 +33,11 @@ def test_tiny_train_saves_and_resumes(method, tmp_path):
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     r = _train("--method", method, "--tiny", "--steps", "9", "--batch-size", "4", "--out", str(tmp_path))
     assert r["step"] == 9  # resumed from step 6, not restarted
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) > len(lines)
+    resumed = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(resumed) > len(lines) and resumed[:len(lines)] == lines  # a resumed run appends to its log
+    r = _train("--method", method, "--tiny", "--steps", "3", "--batch-size", "4", "--out", str(tmp_path), "--no-resume")
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert r["step"] == 3 and max(steps) == 3  # a fresh run starts a fresh log
 
 
 def test_yaml_config_names_dataset_policy_and_schedule(tmp_path):

@@ -14,6 +14,12 @@ class VLMConfig:
     kind: "tiny" (built here) or "hf" (a Kosmos-2 / PaliGemma-class model from `path`, local files only).
     path: local folder of the HF model (kind "hf").
     width, depth, heads, patch_size, vocab_size, max_text_tokens: tiny backbone sizes.
+    vision: the tiny backbone's image encoder: "patch" (a ViT patch embedding) or "conv_keypoints" (a small conv
+        tower whose features, modulated by the instruction (FiLM), give the patch-grid tokens and, through a
+        spatial softmax, one token of `keypoints` image coordinates per camera). From scratch, on a few thousand
+        scenes, the ViT did not learn where a block is in 2000 steps; the conv tower did in 250 (the inductive
+        bias of data-efficient visuomotor policies: Levine et al. 2016, robomimic, Diffusion Policy).
+    keypoints: spatial-softmax channels of "conv_keypoints".
     """
 
     kind: str = "tiny"
@@ -24,9 +30,15 @@ class VLMConfig:
     patch_size: int = 8
     vocab_size: int = 1024
     max_text_tokens: int = 12
+    vision: str = "patch"
+    keypoints: int = 32
 
     def __post_init__(self):
         check(self.kind in ("tiny", "hf"), "kind", self.kind, "expected 'tiny' or 'hf'")
+        check(self.vision in ("patch", "conv_keypoints"), "vision", self.vision, "expected patch or conv_keypoints")
+        check(self.vision != "conv_keypoints" or self.patch_size % 2 == 0, "patch_size", self.patch_size,
+              "conv_keypoints pools a stride-2 map to the patch grid: use an even patch_size")
+        check_range("keypoints", self.keypoints, 1, 1024)
         check(self.kind != "hf" or bool(self.path), "path", self.path, "kind 'hf' needs a local model folder")
         check(self.width % self.heads == 0, "width", self.width, f"must be divisible by heads={self.heads}")
         check_range("depth", self.depth, 1, 64)

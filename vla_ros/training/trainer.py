@@ -224,6 +224,8 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
     metrics_file = out / "metrics.jsonl"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        if not resuming:  # a fresh run starts a fresh log (a resumed one appends)
+            metrics_file.unlink(missing_ok=True)
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm

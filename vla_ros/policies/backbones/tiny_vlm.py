@@ -1,5 +1,6 @@
-"""A small vision-language backbone built from the same pieces as the paper-scale ones: ViT patch tokens
-for each camera, word tokens, a proprio token and a learned action token, through a pre-norm transformer.
+"""A small vision-language backbone built from the same pieces as the paper-scale ones: ViT patch tokens (or a
+conv encoder's grid and keypoint tokens, see conv_keypoints.py) for each camera, word tokens, a proprio token and
+a learned action token, through a pre-norm transformer.
 Hidden states of every layer are returned (Spatial Forcing aligns an intermediate layer's visual span).
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ import zlib
 import torch
 from torch import nn
 
+from vla_ros.policies.backbones.conv_keypoints import ConvKeypointEncoder
 from vla_ros.policies.config import VLMConfig
 
 PAD = 0
@@ -36,7 +38,11 @@ class TinyVLM(nn.Module):
         self.cfg = cfg
         self.grid = image_size // cfg.patch_size
         self.n_vision = n_cameras * self.grid * self.grid
-        self.patch_embed = nn.Conv2d(3, w, cfg.patch_size, cfg.patch_size)
+        self.n_cameras = n_cameras
+        if cfg.vision == "conv_keypoints":
+            self.encoder = ConvKeypointEncoder(w, self.grid, cfg.keypoints)
+        else:
+            self.patch_embed = nn.Conv2d(3, w, cfg.patch_size, cfg.patch_size)
         self.vision_pos = nn.Parameter(torch.randn(1, self.n_vision, w) * 0.02)
         self.tokenizer = HashTokenizer(cfg.vocab_size, cfg.max_text_tokens)
         self.text_embed = nn.Embedding(cfg.vocab_size, w, padding_idx=PAD)
@@ -52,22 +58,33 @@ class TinyVLM(nn.Module):
     def width(self) -> int:
         return self.cfg.width
 
-    def vision_tokens(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(B, N, 3, H, W) in [0, 1] -> (B, N * grid * grid, width)."""
+    def vision_tokens(self, rgb: torch.Tensor, text: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+        """(B, N, 3, H, W) in [0, 1] (+ the pooled instruction (B, width) for the conv encoder) -> grid tokens
+        (B, N * grid * grid, width) and extra tokens ([] or the (B, N, width) keypoint tokens)."""
         B, N = rgb.shape[:2]
-        x = self.patch_embed((rgb.flatten(0, 1) - 0.5) / 0.5)  # (B*N, w, g, g)
-        return x.flatten(2).transpose(1, 2).reshape(B, N * self.grid * self.grid, -1)
+        x = (rgb.flatten(0, 1) - 0.5) / 0.5
+        if self.cfg.vision == "conv_keypoints":
+            tokens, keypoints = self.encoder(x, text.repeat_interleave(N, 0))
+            return tokens.reshape(B, N * self.grid * self.grid, -1), [keypoints.reshape(B, N, -1)]
+        x = self.patch_embed(x)  # (B*N, w, g, g)
+        return x.flatten(2).transpose(1, 2).reshape(B, N * self.grid * self.grid, -1), []
 
     def forward(self, rgb: torch.Tensor, instruction: list[str], proprio: torch.Tensor,
                 vision_add: torch.Tensor | None = None) -> dict:
-        vis = self.vision_tokens(rgb) + self.vision_pos
+        ids = self.tokenizer(instruction).to(rgb.device)
+        words = self.text_embed(ids)
+        real = (ids != PAD).to(words.dtype)[..., None]
+        pooled = (words * real).sum(1) / real.sum(1).clamp(min=1.0)
+        vis, extra = self.vision_tokens(rgb, pooled)
+        vis = vis + self.vision_pos
         if vision_add is not None:
             vis = vis + vision_add
-        ids = self.tokenizer(instruction).to(rgb.device)
-        txt = self.text_embed(ids) + self.text_pos
+        txt = words + self.text_pos
         B = rgb.shape[0]
-        x = torch.cat([vis, txt, self.proprio_embed(proprio)[:, None], self.action_token.expand(B, -1, -1)], 1)
-        pad = torch.cat([torch.zeros(B, self.n_vision, dtype=torch.bool, device=x.device), ids == PAD,
+        x = torch.cat([vis, *extra, txt, self.proprio_embed(proprio)[:, None], self.action_token.expand(B, -1, -1)],
+                      1)
+        n_extra = sum(e.shape[1] for e in extra)
+        pad = torch.cat([torch.zeros(B, self.n_vision + n_extra, dtype=torch.bool, device=x.device), ids == PAD,
                          torch.zeros(B, 2, dtype=torch.bool, device=x.device)], 1)
         hidden = [x]
         for layer in self.layers:
