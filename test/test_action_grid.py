@@ -136,18 +136,13 @@ def test_codec_normalizes_with_q01_q99_and_round_trips_within_half_a_bin():
 def test_autoregressive_decoding_reproduces_a_memorised_chunk():
     import torch
 
-    from vla_ros.training.synthetic import synthetic_batch
+    from vla_ros.training.synthetic import fit_batch, synthetic_batch
 
     small = {"theta": 4, "phi": 8, "r": 4, "roll": 4, "pitch": 4, "yaw": 4}  # 194 tokens: quick on a CPU
     policy = spatialvla(seed=1, horizon=2, method_args={"grid": {"bins": small}})
     assert policy.grid.vocab_size == 4 * 8 * 4 + 4 ** 3 + 2
     batch = synthetic_batch(policy.config, 1, seed=7)
-    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
-    for _ in range(40):
-        loss, m = policy.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    m = fit_batch(policy, batch, 40, lr=3e-3)[-1]
     assert m["token_acc"] == 1.0
     with torch.no_grad():
         pred = policy.predict_actions(batch, ("rgb", "depth"))

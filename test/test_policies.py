@@ -15,7 +15,7 @@ from vla_ros.policies.factory import (
     tiny_config,
 )
 from vla_ros.training.checkpoint import CheckpointError
-from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
+from vla_ros.training.synthetic import fit_batch, synthetic_batch, synthetic_norm_stats
 
 METHODS = ["baseline", "falcon", "spatial_forcing", "spatialvla"]
 
@@ -59,14 +59,8 @@ def test_tiny_configs_are_a_few_million_parameters(method):
 def test_tiny_config_overfits_a_fixed_batch(method):
     policy = build(method)
     batch = synthetic_batch(policy.config, 8, seed=1)
-    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-3)
-    first = None
-    for _ in range(60):
-        loss, metrics = policy.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        first = first if first is not None else metrics["loss"]
+    history = fit_batch(policy, batch, 60, lr=1e-3)
+    first, metrics = history[0]["loss"], history[-1]
     assert metrics["loss"] <= first / 10, (method, first, metrics)
 
 
@@ -90,12 +84,7 @@ def test_infer_unnormalizes_to_the_training_targets():
     """After overfitting one sample, infer() on that sample's observation returns its absolute targets."""
     policy = build("baseline", horizon=2)
     batch = synthetic_batch(policy.config, 1, seed=5)
-    opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
-    for _ in range(150):
-        loss, _ = policy.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_batch(policy, batch, 150, lr=2e-3)
     rgb = (batch["rgb"][0, 0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     cam = CameraObservation("front", rgb, batch["K"][0, 0].numpy(), 1.0, batch["depth_m"][0, 0].numpy(),
                             batch["depth_valid"][0, 0].numpy(), np.eye(4))
@@ -252,14 +241,8 @@ def test_spatial_softmax_finds_a_peak_and_the_conv_vlm_trains_and_reloads(tmp_pa
     cfg = tiny_config("baseline", vlm={"vision": "conv_keypoints", "keypoints": 8})
     policy = make_policy(cfg, synthetic_norm_stats(cfg))
     batch = synthetic_batch(cfg, 8, seed=0)
-    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
-    first = float(policy.compute_loss(batch)[0])
-    for _ in range(60):
-        loss, _ = policy.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss) < first / 10
+    history = fit_batch(policy, batch, 60, lr=1e-3)
+    assert history[-1]["loss"] < history[0]["loss"] / 10
     save_checkpoint(policy, tmp_path / "ck")
     again = load_policy(tmp_path / "ck")
     obs = observation()

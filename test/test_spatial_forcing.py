@@ -12,7 +12,7 @@ from vla_ros.policies.spatial_forcing.processing_spatial_forcing import (
     sincos_2d,
     teacher_images,
 )
-from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
+from vla_ros.training.synthetic import fit_batch, synthetic_batch, synthetic_norm_stats
 
 
 def build(method="spatial_forcing", seed=0, **kw):
@@ -57,14 +57,7 @@ def test_teacher_input_is_resized_to_its_size():
 def test_alignment_loss_goes_down_total_is_action_plus_alpha_align_and_teacher_is_not_saved(tmp_path):
     policy = build()
     batch = synthetic_batch(policy.config, 8, seed=2)
-    opt = torch.optim.AdamW(policy.parameters(), lr=1e-3)
-    aligns = []
-    for _ in range(25):
-        loss, m = policy.compute_loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        aligns.append(m["align_loss"])
+    aligns = [m["align_loss"] for m in fit_batch(policy, batch, 25, lr=1e-3)]
     assert aligns[-1] < aligns[0] * 0.5, aligns
     feats = policy.encode(batch, ("rgb",))
     action, _ = policy.head_loss(feats, batch)

@@ -116,7 +116,7 @@ def _validate(model, batches, cfg) -> dict[str, float]:
 def pretrain(cfg: ESMPretrainConfig, progress: bool = True) -> dict:
     """Train, validate every `eval_every` steps (RGB-only inputs), save to `cfg.out`; returns the last metrics."""
     from vla_ros.data.torch_dataset import EpisodeDataset
-    from vla_ros.training.trainer import collate, warmup_cosine
+    from vla_ros.training.trainer import collate, draw_batches, warmup_cosine
 
     torch.manual_seed(cfg.seed)
     cams = [cfg.camera] if cfg.camera else None
@@ -127,7 +127,7 @@ def pretrain(cfg: ESMPretrainConfig, progress: bool = True) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(train_ds, cfg.batch_size, shuffle=True, generator=gen, collate_fn=collate,
                                          drop_last=len(train_ds) >= cfg.batch_size)
-    val = [b for _, b in zip(range(4), torch.utils.data.DataLoader(val_ds, cfg.batch_size, collate_fn=collate))]
+    val = draw_batches(val_ds, cfg.batch_size, 4, cfg.seed)
     model = EmbodiedSpatialModel(cfg.esm)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = warmup_cosine(opt, cfg.steps)

@@ -56,3 +56,17 @@ def synthetic_norm_stats(cfg: PolicyConfig, n: int = 256):
     mask = np.ones(cfg.action_dim, bool)
     mask[6::7] = False  # grippers stay in [0, 1]
     return NormStats.from_arrays({"action": act, "proprio": b["proprio"].numpy()}, {"action": mask})
+
+
+def fit_batch(policy, batch: dict, steps: int, lr: float = 1e-3) -> list[dict]:
+    """Overfit `policy` on one batch for `steps` AdamW steps (its trainable parameters); the per-step metrics.
+    The quick check that a model and its loss can learn at all."""
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    history = []
+    for _ in range(steps):
+        loss, metrics = policy.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(metrics)
+    return history

@@ -117,6 +117,12 @@ def norm_stats_from_samples(data, action_dim: int, max_samples: int = 4096):
     return action_proprio_stats(torch.cat(acts).numpy(), torch.cat(props).numpy())
 
 
+def draw_batches(data, batch_size: int, n: int, seed: int) -> list[dict]:
+    """`n` batches of a seeded random draw across a dataset: the validation set (consecutive frames of one
+    episode, what the first batches in order hold, say little about the others)."""
+    return [b for _, b in zip(range(n), _loader(data, batch_size, True, seed, 1, 0, 0))]
+
+
 def _loader(data, batch_size: int, shuffle: bool, seed: int, world: int, rank: int, num_workers: int):
     if isinstance(data, torch.utils.data.Dataset) and hasattr(data, "__len__") and \
             not isinstance(data, torch.utils.data.IterableDataset):
@@ -179,8 +185,7 @@ def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int, train
             epoch += 1
     val = []
     if val_data is not None:
-        val_loader = _loader(val_data, cfg.batch_size, False, cfg.seed, 1, 0, 0)
-        val = [b for _, b in zip(range(cfg.val_batches), val_loader)]
+        val = draw_batches(val_data, cfg.batch_size, cfg.val_batches, cfg.seed)
     return train_iter, val, norm_stats
 
 

@@ -23,12 +23,16 @@ class ConvKeypointEncoder(nn.Module):
     def __init__(self, width: int, grid: int, keypoints: int, hidden: int = 64):
         super().__init__()
         self.grid = grid
-        self.tower = nn.Sequential(nn.Conv2d(3, 32, 3, 1, 1), nn.GELU(), nn.Conv2d(32, 32, 3, 2, 1), nn.GELU(),
-                                   nn.Conv2d(32, hidden, 3, 1, 1), nn.GELU())
+        # GroupNorm keeps the features O(1) from the first step: without it they start ~1e-3 across images, the
+        # keypoint softmax is uniform and its gradient vanishes (the policy then learns the mean action only)
+        self.tower = nn.Sequential(nn.Conv2d(3, 32, 3, 1, 1), nn.GroupNorm(8, 32), nn.GELU(),
+                                   nn.Conv2d(32, 32, 3, 2, 1), nn.GroupNorm(8, 32), nn.GELU(),
+                                   nn.Conv2d(32, hidden, 3, 1, 1), nn.GroupNorm(8, hidden), nn.GELU())
         self.film = nn.Linear(width, 2 * hidden)  # instruction -> per-channel scale and shift, zero at start
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
         self.keypoint_conv = nn.Conv2d(hidden, keypoints, 3, 1, 1)
+        self.log_temperature = nn.Parameter(torch.tensor(1.5))  # learned softmax sharpness (exp(1.5) = 4.5)
         self.to_token = nn.Linear(hidden, width)
         self.keypoint_token = nn.Linear(2 * keypoints, width)
 
@@ -39,4 +43,5 @@ class ConvKeypointEncoder(nn.Module):
         scale, shift = self.film(text).chunk(2, -1)
         f = F.gelu(f * (1 + scale[..., None, None]) + shift[..., None, None])
         tokens = F.adaptive_avg_pool2d(f, self.grid).flatten(2).transpose(1, 2)
-        return self.to_token(tokens), self.keypoint_token(spatial_softmax(self.keypoint_conv(f)))
+        keypoints = spatial_softmax(self.keypoint_conv(f) * self.log_temperature.exp())
+        return self.to_token(tokens), self.keypoint_token(keypoints)

@@ -81,8 +81,10 @@ class TinyVLM(nn.Module):
             vis = vis + vision_add
         txt = words + self.text_pos
         B = rgb.shape[0]
-        x = torch.cat([vis, *extra, txt, self.proprio_embed(proprio)[:, None], self.action_token.expand(B, -1, -1)],
-                      1)
+        action = self.action_token.expand(B, -1, -1)
+        if extra:  # the keypoints also enter the action token directly: a short path from "where" to the action
+            action = action + extra[0].mean(1, keepdim=True)
+        x = torch.cat([vis, *extra, txt, self.proprio_embed(proprio)[:, None], action], 1)
         n_extra = sum(e.shape[1] for e in extra)
         pad = torch.cat([torch.zeros(B, self.n_vision + n_extra, dtype=torch.bool, device=x.device), ids == PAD,
                          torch.zeros(B, 2, dtype=torch.bool, device=x.device)], 1)
