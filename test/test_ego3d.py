@@ -77,7 +77,7 @@ def test_depth_from_the_sensor_else_from_a_local_esm(tmp_path):
     batch = synthetic_batch(policy.config, 1, seed=2)
     with torch.no_grad():
         sensor = policy.encode(batch, ("rgb", "depth"))["hidden_states"][0]
-        expected_sensor = policy.vlm.vision_tokens(batch["rgb"]) + policy.vlm.vision_pos + policy.ego3d(
+        expected_sensor = policy.vlm.vision_tokens(batch["rgb"])[0] + policy.vlm.vision_pos + policy.ego3d(
             batch["depth_m"], batch["K"])
         torch.testing.assert_close(sensor[:, :policy.vlm.n_vision], expected_sensor)
         # no sensor depth: the estimator's depth (run at its 32 px input, resized back to 64 px) feeds Ego3D
@@ -86,6 +86,6 @@ def test_depth_from_the_sensor_else_from_a_local_esm(tmp_path):
         small = torch.nn.functional.interpolate(batch["rgb"][0], size=(32, 32), mode="bilinear", align_corners=False)
         d = esm(small[None])["depth_m"]
         d = torch.nn.functional.interpolate(d[0][:, None], size=(64, 64), mode="nearest")[:, 0][None]
-        expected = policy.vlm.vision_tokens(batch["rgb"]) + policy.vlm.vision_pos + policy.ego3d(d, batch["K"])
+        expected = policy.vlm.vision_tokens(batch["rgb"])[0] + policy.vlm.vision_pos + policy.ego3d(d, batch["K"])
     assert feats["ego3d"]
     torch.testing.assert_close(feats["hidden_states"][0][:, :policy.vlm.n_vision], expected)

@@ -37,6 +37,20 @@ def test_injection_frequencies_match_p_over_many_draws():
     assert d.all() and p.all()
     d, p = injection(presence_batch(10), ("rgb", "pose"), False, 0.0, 0.0)
     assert not d.any() and p.all()
+    # in training too, only the configured modalities: an RGB-only FALCON is never given depth or pose
+    d, p = injection(presence_batch(1000), ("rgb",), True, 0.0, 0.0, g)
+    assert not d.any() and not p.any()
+
+
+def test_an_rgb_only_falcon_trains_differently_from_an_rgbd_pose_one():
+    batch = synthetic_batch(build("falcon").config, 4, seed=3)
+    losses = []
+    for mods in ("rgb", "rgbd_pose"):
+        policy = build("falcon", seed=7, modalities=mods, method_args={"p_drop_depth": 0.0, "p_drop_pose": 0.0})
+        policy.adapter[-1].weight.data.normal_(0, 0.1)  # let the spatial tokens reach the head
+        policy.train()
+        losses.append(policy.compute_loss(batch)[1]["action_loss"])
+    assert losses[0] != losses[1]
 
 
 def test_zero_initialised_adapter_first_forward_equals_the_no_esm_head():

@@ -249,3 +249,29 @@ def test_spatial_softmax_finds_a_peak_and_the_conv_vlm_trains_and_reloads(tmp_pa
     np.testing.assert_array_equal(policy.infer(obs).position_m, again.infer(obs).position_m)
     with pytest.raises(ConfigError, match="vision"):
         tiny_config("baseline", vlm={"vision": "resnet"})
+
+
+def test_subgoal_targets_are_the_next_grasp_and_release_and_train_an_auxiliary_head():
+    from vla_ros.data.torch_dataset import gripper_event_targets
+
+    # open for frames 0-2, closed (the grasp, at frame 3) until the release at frame 6; ee measured at x = t cm
+    n = 8
+    pos = np.zeros((n, 1, 3))
+    pos[:, 0, 0] = [0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7]
+    grip = np.array([1, 1, 1, 0, 0, 0, 1, 1.0])[:, None]
+    ee = np.zeros((n, 1, 7))
+    ee[:, 0, 0] = np.arange(n) * 0.01
+    ep = {"action_position_m": pos, "action_gripper": grip, "ee_pose": ee}
+    g = gripper_event_targets(ep)[:, 0, 0]
+    expected = [0.35, 0.35, 0.35, 0.6, 0.6, 0.6, 0.7, 0.7] - np.arange(n) * 0.01
+    np.testing.assert_allclose(g, expected, atol=1e-6)
+    assert gripper_event_targets({"action_position_m": pos, "action_gripper": grip}) is None
+    # the head is built only when weighted, and its loss comes on top of the action loss
+    assert not hasattr(build("baseline"), "subgoal_head")
+    cfg = tiny_config("falcon", head={"subgoal_weight": 1.0})
+    policy = make_policy(cfg, synthetic_norm_stats(cfg))
+    batch = synthetic_batch(cfg, 4, seed=3)
+    batch["subgoal_m"] = torch.full((4, 1, 3), 0.1)
+    history = fit_batch(policy, batch, 40, lr=2e-3)
+    assert history[-1]["subgoal_rmse_m"] < 0.2 * history[0]["subgoal_rmse_m"]
+    assert history[-1]["loss"] > history[-1]["action_loss"]

@@ -35,6 +35,24 @@ def chunk_targets(ep: dict, horizon: int, reference: str, ref_quat) -> tuple[np.
     return poses_to_actions(pos, quat, grip, ref_quat).astype(np.float32), pad
 
 
+def gripper_event_targets(ep: dict) -> np.ndarray | None:
+    """Per frame t and arm, where the next gripper event (the commanded gripper crossing 0.5: a grasp or a release)
+    is commanded, relative to the measured position at t, (N, A, 3); past the last event, the last commanded
+    position. None without a measured `ee_pose`. The targets of HeadConfig.subgoal_weight."""
+    if "ee_pose" not in ep:
+        return None
+    pos, grip = ep["action_position_m"], ep["action_gripper"] > 0.5  # (N, A, 3), (N, A)
+    n, arms = grip.shape
+    goal = np.empty_like(pos)
+    for a in range(arms):
+        nxt = n - 1
+        for t in range(n - 1, -1, -1):  # the first frame after t whose command differs from the one before it
+            goal[t, a] = pos[nxt, a]
+            if t > 0 and grip[t, a] != grip[t - 1, a]:
+                nxt = t
+    return (goal - ep["ee_pose"][..., :3]).astype(np.float32)
+
+
 def _shrink(ep: dict, cameras: list[str], size: int) -> dict:
     """Resize an episode's images and depth to the model's square input once, at load (K rescaled to match), so
     memory and per-sample work scale with the model's input, not the camera's."""
@@ -102,6 +120,9 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.instructions = [m["episodes"][i]["instruction"] for _, m, i in chosen]
         self.horizon, self.size, self.shift_px = horizon, image_size, int(shift_px)
         self.chunks = [chunk_targets(e, horizon, reference, list(ref_quat)) for e in self.episodes]
+        self.subgoals = [gripper_event_targets(e) for e in self.episodes]
+        if any(g is None for g in self.subgoals):  # all or none: a batch has one set of keys
+            self.subgoals = [None] * len(self.episodes)
         self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep["stamp_s"]))]
         acts = np.concatenate([a[~p] for a, p in self.chunks])  # (M, A, 7) of real (unpadded) steps
         self.norm_stats = action_proprio_stats(acts.reshape(len(acts), -1),
@@ -139,7 +160,8 @@ class EpisodeDataset(torch.utils.data.Dataset):
         T = np.stack(T).astype(np.float32)
         pose_valid = bool(np.isfinite(T).all())
         chunk, pad = self.chunks[e]
-        return {"rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0,
+        sub = {} if self.subgoals[e] is None else {"subgoal_m": torch.from_numpy(self.subgoals[e][t])}
+        return {**sub,"rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0,
                 "depth_m": torch.from_numpy(np.stack(depth)), "depth_valid": torch.from_numpy(np.stack(valid)),
                 "K": torch.from_numpy(np.stack(K)).float(),
                 "T_base_camera": torch.from_numpy(np.nan_to_num(T, nan=0.0) if not pose_valid else T),

@@ -26,6 +26,8 @@ from vla_ros.policies.processing import (
 
 __all__ = ["Policy", "PolicyInputError", "choose_modalities"]
 
+SUBGOAL_SCALE_M = 0.2  # subgoal targets are predicted in units of 20 cm
+
 
 class Policy(nn.Module, abc.ABC):
     method = "base"
@@ -63,8 +65,10 @@ class Policy(nn.Module, abc.ABC):
         feats = self.encode(batch, used, training=self.training)
         loss, metrics = self.head_loss(feats, batch)
         extra, extra_metrics = self.extra_loss(feats, batch)
-        total = loss + extra
+        sub, sub_metrics = self.subgoal_loss(feats, batch)
+        total = loss + extra + sub
         metrics.update(extra_metrics)
+        metrics.update(sub_metrics)
         metrics["action_loss"] = float(loss.detach())  # comparable across methods (no training-only terms)
         metrics["loss"] = float(total.detach())
         return total, metrics
@@ -76,6 +80,16 @@ class Policy(nn.Module, abc.ABC):
 
     def extra_loss(self, feats: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         return torch.zeros((), device=feats["action_hidden"].device), {}
+
+    def subgoal_loss(self, feats: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The auxiliary next-gripper-event position loss (HeadConfig.subgoal_weight), where the batch has the
+        targets (`subgoal_m`, (B, A, 3) from the measured pose) and the policy the head."""
+        head = getattr(self, "subgoal_head", None)
+        if head is None or "subgoal_m" not in batch:
+            return torch.zeros((), device=feats["action_hidden"].device), {}
+        target = batch["subgoal_m"].to(feats["action_hidden"].dtype)
+        err = torch.nn.functional.mse_loss(head(feats["action_hidden"]).view_as(target), target / SUBGOAL_SCALE_M)
+        return self.config.head.subgoal_weight * err, {"subgoal_rmse_m": float(err.detach().sqrt()) * SUBGOAL_SCALE_M}
 
     def predict_actions(self, batch: dict, modalities: tuple[str, ...]) -> torch.Tensor:
         """(B, T, A, 7) unnormalized actions."""

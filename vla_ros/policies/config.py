@@ -52,6 +52,10 @@ class HeadConfig:
     arm_loss: "mse" (the reference) or "huber" (huber_delta, in normalized units). A small delta makes the arm's
         gradient tiny next to the gripper's BCE: in simulation a Huber(0.1) policy learned when to close the
         gripper but not where to move it.
+    subgoal_weight: weight of an auxiliary training loss (0 = off): from the action token, predict where the next
+        gripper event (the grasp, then the release) happens, relative to the pose measured at the observation.
+        Every frame then carries the "where is the object" signal that only the first frames of a chunk loss
+        do; it is not used at inference.
     """
 
     kind: str = "mlp"
@@ -60,11 +64,13 @@ class HeadConfig:
     arm_loss: str = "mse"
     huber_delta: float = 0.1
     gripper_weight: float = 0.5
+    subgoal_weight: float = 0.0
 
     def __post_init__(self):
         check(self.kind in ("mlp", "lstm"), "kind", self.kind, "expected 'mlp' or 'lstm'")
         check(self.arm_loss in ("huber", "mse"), "arm_loss", self.arm_loss, "expected 'huber' or 'mse'")
         check_range("history", self.history, 1, 64)
+        check_range("subgoal_weight", self.subgoal_weight, 0.0, 100.0)
 
 
 @dataclass

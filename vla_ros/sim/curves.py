@@ -11,7 +11,8 @@ from pathlib import Path
 
 from vla_ros.sim.checkpoints import ROOT
 
-DEFAULT = ("sim_baseline", "sim_spatial_forcing", "sim_falcon", "sim_spatialvla")
+# SpatialVLA is left out: its action loss is a token cross-entropy, not the others' regression loss
+DEFAULT = ("sim_baseline", "sim_spatial_forcing", "sim_falcon", "sim_falcon_rgb")
 
 
 def read_curve(metrics_file: Path, key: str = "val_action_loss") -> tuple[list[int], list[float]]:

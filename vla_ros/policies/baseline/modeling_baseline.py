@@ -2,6 +2,8 @@
 Forcing and SpatialVLA build on it, so the comparison isolates the spatial part."""
 from __future__ import annotations
 
+from torch import nn
+
 from vla_ros.core.normalize import NormStats
 from vla_ros.policies.backbones.build import build_vlm
 from vla_ros.policies.base import Policy
@@ -19,6 +21,8 @@ class BaselinePolicy(Policy):
         super().__init__(config, norm_stats, external_weights)
         self.vlm = build_vlm(config, external_weights)
         self.head = make_head(config.head, self.vlm.width, config.horizon, len(config.arm_names))
+        if config.head.subgoal_weight > 0:  # training-only auxiliary target (see HeadConfig.subgoal_weight)
+            self.subgoal_head = nn.Linear(self.vlm.width, 3 * len(config.arm_names))
 
     def reset(self) -> None:
         if hasattr(self.head, "reset"):

@@ -20,15 +20,16 @@ def sample_injection(batch_size: int, p_drop: float, available: torch.Tensor | N
 
 def injection(batch: dict, modalities: tuple[str, ...], training: bool, p_drop_depth: float, p_drop_pose: float,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(use_depth, use_pose), each (B,) bool: present in the sample and (training) kept by the draw, or
-    (inference) among the modalities asked for."""
+    """(use_depth, use_pose), each (B,) bool: present in the sample, among the modalities asked for (in training,
+    the policy's configured ones: an RGB-only FALCON never sees depth or pose) and, in training, kept by the
+    draw."""
     B, dev = batch["rgb"].shape[0], batch["rgb"].device
-    has_depth = batch["depth_valid"].flatten(1).any(1)
-    has_pose = batch["pose_valid"].bool().reshape(B)
+    has_depth = batch["depth_valid"].flatten(1).any(1) & (MOD_DEPTH in modalities)
+    has_pose = batch["pose_valid"].bool().reshape(B) & (MOD_POSE in modalities)
     if training:
         return (sample_injection(B, p_drop_depth, has_depth, generator, dev),
                 sample_injection(B, p_drop_pose, has_pose, generator, dev))
-    return has_depth & (MOD_DEPTH in modalities), has_pose & (MOD_POSE in modalities)
+    return has_depth, has_pose
 
 
 def esm_inputs(batch: dict, use_depth: torch.Tensor, use_pose: torch.Tensor, pose_frame: str = "first_camera"
