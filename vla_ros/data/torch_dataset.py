@@ -161,7 +161,7 @@ class EpisodeDataset(torch.utils.data.Dataset):
         pose_valid = bool(np.isfinite(T).all())
         chunk, pad = self.chunks[e]
         sub = {} if self.subgoals[e] is None else {"subgoal_m": torch.from_numpy(self.subgoals[e][t])}
-        return {**sub,"rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0,
+        return {**sub, "rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0,
                 "depth_m": torch.from_numpy(np.stack(depth)), "depth_valid": torch.from_numpy(np.stack(valid)),
                 "K": torch.from_numpy(np.stack(K)).float(),
                 "T_base_camera": torch.from_numpy(np.nan_to_num(T, nan=0.0) if not pose_valid else T),
