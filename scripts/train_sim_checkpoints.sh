@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the bundled simulation checkpoints (vla_ros/checkpoints/sim_*) and the README's ablation table:
 # expert demonstrations -> ESM geometry pretraining -> the five policies, same data and steps -> ablation.
-# About 2.5 h on a 2-core CPU (two jobs at a time, one thread each); a GPU makes the training minutes.
+# About 2 h on a 2-core CPU (two jobs at a time, one thread each); a GPU makes the training minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
