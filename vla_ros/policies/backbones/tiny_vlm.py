@@ -38,7 +38,6 @@ class TinyVLM(nn.Module):
         self.cfg = cfg
         self.grid = image_size // cfg.patch_size
         self.n_vision = n_cameras * self.grid * self.grid
-        self.n_cameras = n_cameras
         if cfg.vision == "conv_keypoints":
             self.encoder = ConvKeypointEncoder(w, self.grid, cfg.keypoints)
         else:
