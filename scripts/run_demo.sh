@@ -8,4 +8,6 @@ bash scripts/setup.sh
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( ($$ % 90) + 1 ))}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
+# one torch thread: the simulator's rendering, DDS and the policy share the cores (two threads: ~500 ms latency)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec .venv/bin/vla-ros demo "$@"

@@ -10,7 +10,7 @@ pytest.importorskip("mujoco")
 
 from vla_ros.sim import franka  # noqa: E402
 from vla_ros.sim.env import SimConfig, SimEnv  # noqa: E402
-from vla_ros.sim.expert import rollout  # noqa: E402
+from vla_ros.sim.expert import Perturbation, rollout  # noqa: E402
 from vla_ros.sim.tasks import SIZES_M, TASKS, sample_episode  # noqa: E402
 
 
@@ -117,3 +117,14 @@ def test_expert_solves_each_task_quick(env, task):
 def test_expert_solves_each_task_95_percent(env, task):
     ok = [rollout(env, 100 + seed, task)[0] for seed in range(20)]
     assert np.mean(ok) >= 0.95, f"{task}: {np.mean(ok):.2f}"
+
+
+def test_perturbed_expert_records_its_own_corrections(env):
+    """Pushed off its path, the expert still solves the task, and the recorded targets are its clean path: some
+    frames then show the measured end-effector well off the commanded target (the corrections to learn)."""
+    ok, frames = rollout(env, 5, "place_on_platform", record=True, perturb=Perturbation(rate=0.2))
+    assert ok
+    gaps = [np.linalg.norm(o.ee_pose[0, :3] - t.position_m) for o, t in frames]
+    _, clean = rollout(env, 5, "place_on_platform", record=True)
+    clean_gaps = [np.linalg.norm(o.ee_pose[0, :3] - t.position_m) for o, t in clean]
+    assert max(gaps) > 0.03 > 0.02 > max(clean_gaps)  # the clean target leads by one step (1.5 cm) at most

@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--ckpt-every", type=int)
-    parser.add_argument("--dataset", help="dataset folder (vla_ros dataset format)")
+    parser.add_argument("--dataset", nargs="+", help="dataset folder(s) (vla_ros dataset format)")
+    parser.add_argument("--init-from", help="start from this checkpoint's weights and norm stats (fine-tuning)")
     parser.add_argument("--out")
     parser.add_argument("--device", choices=("cpu", "cuda"))
     parser.add_argument("--seed", type=int)
@@ -48,9 +49,10 @@ def run(args) -> int:
         else:
             print("vla-ros train: give --config CFG.yaml, or --method M --tiny", file=sys.stderr)
             return 2
+        dataset = args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset
         flags = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
-                 "ckpt_every": args.ckpt_every, "dataset": args.dataset, "out": args.out, "device": args.device,
-                 "seed": args.seed, "resume": False if args.no_resume else None}
+                 "ckpt_every": args.ckpt_every, "dataset": dataset, "out": args.out, "device": args.device,
+                 "seed": args.seed, "init_from": args.init_from, "resume": False if args.no_resume else None}
         cfg = from_dict(TrainConfig, {**cfg, **{k: v for k, v in flags.items() if v is not None}})
         result = train(cfg, progress=not args.no_progress)
     except (ConfigError, CheckpointError, NormStatsError, FileNotFoundError, ValueError) as exc:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.sim.env import PROPRIO_NAMES, SimConfig, SimEnv
-from vla_ros.sim.expert import rollout
+from vla_ros.sim.expert import Perturbation, rollout
 from vla_ros.sim.scene import CAMERA
-from vla_ros.sim.tasks import TASKS
+from vla_ros.sim.tasks import TASKS, WIDE_CAMERA
 
 
 def episode_arrays(frames) -> dict[str, np.ndarray]:
@@ -39,19 +39,21 @@ def episode_arrays(frames) -> dict[str, np.ndarray]:
 
 
 def generate(out_dir: str | Path, episodes: int, tasks: tuple[str, ...] = TASKS, seed: int = 0,
-             config: SimConfig | None = None, progress: bool = True) -> dict:
-    """Writes `episodes` successful expert episodes; returns counts and timings."""
+             config: SimConfig | None = None, progress: bool = True, perturb: Perturbation | None = None) -> dict:
+    """Writes `episodes` successful expert episodes (with `perturb`: pushed off the expert's path now and then,
+    the expert's corrections recorded); returns counts and timings."""
     from vla_ros.data.dataset import DatasetWriter
 
     env = SimEnv(config or SimConfig())
     writer = DatasetWriter(out_dir, [CAMERA], ["arm"], list(PROPRIO_NAMES), env.config.dt_s,
                            (env.config.height, env.config.width),
-                           source={"generator": "vla_ros.sim.demos", "seed": seed, "tasks": list(tasks)})
+                           source={"generator": "vla_ros.sim.demos", "seed": seed, "tasks": list(tasks),
+                                   "camera": vars(env.config.camera), "perturb": vars(perturb) if perturb else None})
     t0, tried, kept, frames_total, s = time.monotonic(), 0, 0, 0, seed
     per_task = {t: 0 for t in tasks}
     while kept < episodes:
         task = tasks[kept % len(tasks)]
-        ok, frames = rollout(env, s, task, record=True)
+        ok, frames = rollout(env, s, task, record=True, perturb=perturb)
         s, tried = s + 1, tried + 1
         if not ok:
             continue
@@ -75,9 +77,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--height", type=int, default=96)
+    ap.add_argument("--perturb", action="store_true",
+                    help="push the commanded pose off the expert's path now and then (recovery demonstrations)")
+    ap.add_argument("--wide-camera", action="store_true", help="the wider camera range (WIDE_CAMERA in tasks.py)")
     args = ap.parse_args(argv)
-    info = generate(args.out, args.episodes, tuple(args.tasks), args.seed, SimConfig(width=args.width,
-                                                                                        height=args.height))
+    sim = SimConfig(width=args.width, height=args.height, **({"camera": WIDE_CAMERA} if args.wide_camera else {}))
+    info = generate(args.out, args.episodes, tuple(args.tasks), args.seed, sim,
+                    perturb=Perturbation() if args.perturb else None)
     print(info)
     return 0
 

@@ -91,18 +91,47 @@ class ScriptedExpert:
         return Target(self.target.copy(), TOOL_DOWN_XYZW.copy(), float(self.gripper))
 
 
+@dataclass
+class Perturbation:
+    """Pushes applied to the commanded position while the expert's own (clean) targets are recorded, so the
+    demonstrations show how to come back from off-path states (DART, Laskey et al. 2017). A push starts with
+    probability `rate` per control step, lasts `steps` control steps and offsets the command by `offset_m` in a
+    random horizontal direction (plus a smaller vertical part); none while the gripper closes or opens."""
+
+    rate: float = 0.04
+    steps: tuple[int, int] = (3, 8)
+    offset_m: tuple[float, float] = (0.015, 0.05)
+
+    def offsets(self, rng: np.random.Generator, expert: ScriptedExpert, state: dict) -> np.ndarray:
+        """The offset (m) to add to this control step's command; `state` carries the push in progress."""
+        holding = bool(expert.plan) and expert.plan[0].hold_steps > 0
+        if holding or (expert.done and not expert.plan):
+            state["left"] = 0
+        elif state.get("left", 0) == 0 and rng.random() < self.rate:
+            d = rng.normal(size=3) * [1.0, 1.0, 0.3]
+            state["offset"] = d / np.linalg.norm(d) * rng.uniform(*self.offset_m)
+            state["left"] = int(rng.integers(self.steps[0], self.steps[1] + 1))
+        if state.get("left", 0) > 0:
+            state["left"] -= 1
+            return state["offset"]
+        return np.zeros(3)
+
+
 def rollout(env: SimEnv, seed: int, task: str | None = None, max_steps: int | None = None, record: bool = False,
-            extra_steps: int = 3):
+            extra_steps: int = 3, perturb: Perturbation | None = None):
     """Runs the expert for one episode. Returns (success, frames) where frames is a list of (observation, target)
-    pairs when `record` (the target commanded right after that observation). Stops `extra_steps` after success."""
+    pairs when `record` (the expert's target commanded right after that observation; with `perturb`, the
+    commanded position is pushed off it now and then). Stops `extra_steps` after success."""
     obs = env.reset(seed, task)
     expert = ScriptedExpert(env)
+    rng, push = np.random.default_rng([seed, 7]), {}
     frames, after = [], None
     for _ in range(max_steps or env.config.max_steps):
         tgt = expert.act()
         if record:
             frames.append((obs, tgt))
-        obs = env.step(tgt.position_m, tgt.quat_xyzw, tgt.gripper, render=record)
+        offset = perturb.offsets(rng, expert, push) if perturb else 0.0
+        obs = env.step(tgt.position_m + offset, tgt.quat_xyzw, tgt.gripper, render=record)
         if env.success() and after is None:
             after = 0
         if after is not None:

@@ -29,6 +29,8 @@ class TrainConfig:
     steps, batch_size, lr, weight_decay, grad_clip, seed: optimisation.
     eval_every / ckpt_every: steps between validation losses / checkpoints. val_batches: batches per eval.
     device: cpu or cuda. resume: continue from out/ when a train_state.pt is there.
+    init_from: a checkpoint folder whose weights, norm stats and tokenizer start a fresh run (fine-tuning, e.g.
+        on added demonstrations); its policy config must equal `policy` (a fitted tokenizer grid aside).
     augment_shift_px: random-shift image augmentation of the training split (pixels at the model's input size).
     """
 
@@ -49,6 +51,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "cpu"
     resume: bool = True
+    init_from: str = ""
 
     def __post_init__(self):
         check_range("steps", self.steps, 1, 10_000_000)
@@ -211,6 +214,8 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
     if resuming:
         policy = load_checkpoint(out / "checkpoint", str(device)).train()
         state = torch.load(state_path, map_location="cpu", weights_only=False)
+    elif cfg.init_from:
+        policy, state = _init_from(cfg.init_from, pcfg, device), None
     else:
         policy = make_policy(pcfg, norm_stats).to(device)
         if hasattr(policy, "fit_tokenizer") and (cfg.dataset or train_data is not None):
@@ -268,6 +273,19 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
     if world > 1:
         torch.distributed.barrier()
     return last
+
+
+def _init_from(directory: str, pcfg: PolicyConfig, device) -> nn.Module:
+    """The checkpoint's policy, ready to train on; its config must be the run's, or the differing keys are named."""
+    policy = load_checkpoint(directory, str(device)).train()
+    mine, theirs = to_dict(pcfg), to_dict(policy.config)
+    mine["method_args"] = {k: v for k, v in mine["method_args"].items() if k != "grid"}
+    theirs["method_args"] = {k: v for k, v in theirs["method_args"].items() if k != "grid"}
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        raise ValueError(f"init_from: {directory} was trained with another policy config; differing keys: "
+                         f"{', '.join('policy.' + k for k in diff)}")
+    return policy
 
 
 @torch.no_grad()
