@@ -127,4 +127,5 @@ def test_perturbed_expert_records_its_own_corrections(env):
     gaps = [np.linalg.norm(o.ee_pose[0, :3] - t.position_m) for o, t in frames]
     _, clean = rollout(env, 5, "place_on_platform", record=True)
     clean_gaps = [np.linalg.norm(o.ee_pose[0, :3] - t.position_m) for o, t in clean]
-    assert max(gaps) > 0.03 > 0.02 > max(clean_gaps)  # the clean target leads by one step (1.5 cm) at most
+    assert max(gaps) > 0.03
+    assert max(clean_gaps) < 0.02  # unpushed, the target leads the hand by one step (1.5 cm) at most

@@ -49,9 +49,8 @@ def run(args) -> int:
         else:
             print("vla-ros train: give --config CFG.yaml, or --method M --tiny", file=sys.stderr)
             return 2
-        dataset = args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset
         flags = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
-                 "ckpt_every": args.ckpt_every, "dataset": dataset, "out": args.out, "device": args.device,
+                 "ckpt_every": args.ckpt_every, "dataset": args.dataset, "out": args.out, "device": args.device,
                  "seed": args.seed, "init_from": args.init_from, "resume": False if args.no_resume else None}
         cfg = from_dict(TrainConfig, {**cfg, **{k: v for k, v in flags.items() if v is not None}})
         result = train(cfg, progress=not args.no_progress)
