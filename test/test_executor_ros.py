@@ -57,6 +57,13 @@ class Rig:
                 next_feed = time.monotonic() + period
             self.ex.spin_once(timeout_sec=0.01)
 
+    def spin_until(self, done, timeout_s, feed=None):
+        """Spin (feeding chunks) until done() or the deadline: a condition, not a fixed window."""
+        end = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < end:
+            self.spin(0.2, feed=feed)
+        return done()
+
     def call(self, name):
         cli = self.io.create_client(Trigger, f"/vla_executor/{name}")
         assert cli.wait_for_service(timeout_sec=5.0)
@@ -111,8 +118,7 @@ def test_estop_stops_output(rig):
     rig.spin(1.0, feed=rig.send)
     assert len(rig.targets) == n
     assert rig.call("release_estop").success
-    rig.spin(1.0, feed=rig.send)
-    assert len(rig.targets) > n
+    assert rig.spin_until(lambda: len(rig.targets) > n, 10.0, feed=rig.send), "no command after release_estop"
 
 
 def test_second_publisher_on_controller_topic_refuses_actuation(rig):
