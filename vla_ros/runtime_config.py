@@ -23,6 +23,8 @@ class PolicyNodeConfig:
     instruction: default instruction (the latched topic or a parameter change override it).
     modalities: inputs the policy may use (rgb, rgbd, rgbd_pose); what is fresh decides per inference.
     chunk_topic / consumed_topic: ActionChunk output, executor's consumed-chunk signal.
+    load_options: options of a released checkpoint's loader (e.g. SpatialVLA `unnorm_key`, `dtype`); see the
+        method's README section. Empty for a vla_ros checkpoint folder.
     """
 
     checkpoint: str = ""
@@ -33,6 +35,7 @@ class PolicyNodeConfig:
     modalities: str = "rgbd_pose"
     chunk_topic: str = "/vla/action_chunk"
     consumed_topic: str = "/vla/chunk_consumed"
+    load_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check(self.device in ("cpu", "cuda"), "device", self.device, "expected cpu or cuda")

@@ -72,8 +72,31 @@ def save_checkpoint(policy: Policy, directory: str | Path, extra: dict | None = 
     return _save(policy, directory, extra)
 
 
-def load_policy(directory: str | Path, device: str = "cpu") -> Policy:
-    """Rebuild a policy from a checkpoint folder alone (weights, config, norm stats, tokenizer)."""
+def released_loader(path: str | Path):
+    """The `loading_<method>` module that recognises `path` as a released checkpoint in its reference layout
+    (e.g. an HF SpatialVLA folder, a FALCON Lightning .ckpt), or None for a vla_ros checkpoint folder.
+
+    A method folder opts in with `loading_<method>.py` defining `is_released(path) -> bool` and
+    `load_released(path, device, options: dict) -> Policy`; nothing central names the methods."""
+    root = Path(__file__).parent
+    for name in _method_folders():
+        if (root / name / f"loading_{name}.py").exists():
+            mod = importlib.import_module(f"vla_ros.policies.{name}.loading_{name}")
+            if mod.is_released(Path(path)):
+                return mod
+    return None
+
+
+def load_policy(directory: str | Path, device: str = "cpu", options: dict | None = None) -> Policy:
+    """Rebuild a policy from a checkpoint folder alone (weights, config, norm stats, tokenizer), or from a
+    released checkpoint in its reference layout. `options` are the released loader's (e.g. `unnorm_key`,
+    `dtype`); a vla_ros checkpoint takes none."""
+    loader = released_loader(directory)
+    if loader is not None:
+        return loader.load_released(Path(directory), device, dict(options or {}))
+    if options:
+        raise ConfigError(f"policy.load_options: {sorted(options)} apply to released checkpoints only; "
+                          f"{directory} is a vla_ros checkpoint folder")
     from vla_ros.training.checkpoint import load_checkpoint
 
     return load_checkpoint(directory, device)

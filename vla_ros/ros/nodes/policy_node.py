@@ -97,7 +97,7 @@ class PolicyNode(LifecycleNode):
 
             if not torch.cuda.is_available():
                 raise ConfigError("policy.device: cuda is configured but torch sees no CUDA device (use device:=cpu)")
-        self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device)
+        self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
         pc = self.policy.config
         if list(pc.arm_names) != list(cfg.executor.arm_names):
             raise ConfigError(f"checkpoint arms {pc.arm_names} != robot arms {cfg.executor.arm_names}")
