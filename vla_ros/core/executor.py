@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from vla_ros.core.chunking import Splicer, Target, TemporalEnsembler, resolve_reference
 from vla_ros.core.config import check, check_range
-from vla_ros.core.safety import SafetyConfig, clamp_target, validate_chunk
+from vla_ros.core.safety import SafetyConfig, clamp_target, distance_outside_box_m, validate_chunk
 from vla_ros.core.types import ActionChunk
 
 
@@ -58,6 +58,7 @@ class Executor:
         self.splicer = Splicer(cfg.blend_steps)
         self.last_command: Target | None = None
         self.newest_stamp_s: float | None = None
+        self.newest_received_s: float | None = None
         self.last_seq: int | None = None
         self.paused = False
         self.estopped = False
@@ -70,7 +71,10 @@ class Executor:
             self.counters["dropped_from_before_reset"] += 1  # observed before the reset: not this episode's
             return ["observed before the last reset"]
         reasons = []
-        if now_s - chunk.stamp_s > s.max_chunk_age_s:
+        if chunk.stamp_s - now_s > s.max_future_s:
+            reasons.append(f"chunk stamped {chunk.stamp_s - now_s:.3f} s in the future > max {s.max_future_s} s "
+                           "(clock skew between the machines?)")
+        elif now_s - chunk.stamp_s > s.max_chunk_age_s:
             reasons.append(f"chunk too old on arrival: {now_s - chunk.stamp_s:.3f} s > {s.max_chunk_age_s} s")
         elif self.newest_stamp_s is not None and chunk.stamp_s <= self.newest_stamp_s:
             reasons.append(f"chunk stamp {chunk.stamp_s:.3f} not after the newest {self.newest_stamp_s:.3f}")
@@ -89,7 +93,7 @@ class Executor:
                 self.counters["refused_chunk: " + re.sub(r"-?\d[\d.e+-]*", "N", r.split(" (")[0])] += 1
             return reasons
         self.counters["accepted_chunks"] += 1
-        self.newest_stamp_s = chunk.stamp_s
+        self.newest_stamp_s, self.newest_received_s = chunk.stamp_s, now_s
         self.last_seq = chunk.seq
         if self.cfg.mode == "ensemble":
             self.ensembler.add(chunk)
@@ -107,16 +111,21 @@ class Executor:
             return Command("paused", reason="paused")
         if self.newest_stamp_s is None:
             return Command("hold", reason="no chunk yet")
-        age = now_s - self.newest_stamp_s
-        if age > self.cfg.safety.chunk_timeout_s:
+        limit = self.cfg.safety.chunk_timeout_s
+        age, since_receipt = now_s - self.newest_stamp_s, now_s - self.newest_received_s
+        if age > limit or since_receipt > limit:
             self.counters["hold_timeout"] += 1
-            limit = self.cfg.safety.chunk_timeout_s
-            return Command("hold", reason=f"newest chunk is {age:.2f} s old > timeout {limit} s")
+            what = f"is {age:.2f} s old" if age > limit else f"arrived {since_receipt:.2f} s ago"
+            return Command("hold", reason=f"newest chunk {what} > timeout {limit} s")
         raw = self.ensembler.at(now_s) if self.cfg.mode == "ensemble" else self.splicer.at(now_s)
         if raw is None:
             return Command("hold", reason="no target")
         previous = self.last_command if self.last_command is not None else measured
         target = clamp_target(previous, raw, 1.0 / self.cfg.rate_hz, self.cfg.safety, self.counters)
+        if target is None:
+            d = distance_outside_box_m(previous.position_m, self.cfg.safety)
+            return Command("hold", reason=f"measured pose {d:.3f} m outside the workspace box: no command can be "
+                                          "both inside it and within one step; move the arm inside the box")
         self.last_command = target
         self.counters["commands"] += 1
         return Command("move", target)
@@ -130,7 +139,7 @@ class Executor:
         up to now_s; the next command is limited from the measured pose again. Pause and e-stop are kept."""
         self.ensembler = TemporalEnsembler(self.cfg.ensemble_decay)
         self.splicer = Splicer(self.cfg.blend_steps)
-        self.last_command, self.newest_stamp_s, self.last_seq = None, None, None
+        self.last_command, self.newest_stamp_s, self.newest_received_s, self.last_seq = None, None, None, None
         self.reset_stamp_s = now_s
         self.counters["resets"] += 1
 

@@ -3,7 +3,12 @@
 Layers: (1) whole-chunk validation before any step runs (NaN/Inf, unit quaternions, gripper range, jumps
 between steps and from the current target, arm names and frame); (2) per-tick clamps of the target:
 workspace box in the base frame, translation/rotation/gripper step limits and speed limits; (3) a hold when
-the newest chunk is older than a timeout (in the executor).
+the newest chunk is older than a timeout, counted from its stamp and from its receipt (in the executor).
+
+Invariant of `clamp_target`: every command it returns is inside the workspace box, finite, with unit
+quaternions, and within the step and speed limits of the previous command. When the previous pose (the
+measured one, before the first command of an episode) lies outside the box by more than one step, no command
+can satisfy both the box and the step limit: it returns None and the executor holds, reporting the distance.
 """
 from __future__ import annotations
 
@@ -26,8 +31,12 @@ class SafetyConfig:
     max_speed_m_s / max_speed_rad_s: speed limits (combined with the command period).
     max_chunk_jump_m / max_chunk_jump_rad: largest jump between consecutive chunk steps, and from the
         current target to the first step, beyond which the whole chunk is refused.
-    chunk_timeout_s: hold when the newest chunk's observation stamp is older than this.
+    chunk_timeout_s: hold when the newest chunk's observation stamp is older than this, or when it was received
+        longer ago than this (whichever expires first: a wrong clock cannot extend a chunk's life).
     max_chunk_age_s: refuse a chunk that arrives later than this after its observation stamp.
+    max_future_s: refuse a chunk stamped more than this ahead of the executor's clock (clock skew between the
+        machines, or a wrong publisher); such a chunk would otherwise outlive its timeout and lock out the
+        chunks that follow it.
     """
 
     workspace_min_m: list[float] = field(default_factory=lambda: [0.2, -0.5, 0.0])
@@ -41,6 +50,7 @@ class SafetyConfig:
     max_chunk_jump_rad: float = 0.8
     chunk_timeout_s: float = 1.0
     max_chunk_age_s: float = 2.0
+    max_future_s: float = 0.1
 
     def __post_init__(self):
         check(len(self.workspace_min_m) == 3 and len(self.workspace_max_m) == 3, "workspace_min_m",
@@ -48,7 +58,7 @@ class SafetyConfig:
         check(all(a < b for a, b in zip(self.workspace_min_m, self.workspace_max_m)), "workspace_max_m",
               self.workspace_max_m, f"must be greater than workspace_min_m {self.workspace_min_m} on every axis")
         for name in ("max_step_m", "max_step_rad", "max_speed_m_s", "max_speed_rad_s", "max_chunk_jump_m",
-                     "max_chunk_jump_rad", "chunk_timeout_s", "max_chunk_age_s"):
+                     "max_chunk_jump_rad", "chunk_timeout_s", "max_chunk_age_s", "max_future_s"):
             check_range(name, getattr(self, name), 1e-6, 100.0)
         check_range("max_gripper_step", self.max_gripper_step, 0.0, 1.0)
 
@@ -92,8 +102,10 @@ def validate_chunk(chunk: ActionChunk, arm_names: list[str], frame_id: str, curr
 
 
 def clamp_target(previous: Target | None, target: Target, period_s: float, cfg: SafetyConfig,
-                 counters: Counter) -> Target:
-    """Clamp one command: workspace box, then step and speed limits relative to the previous command."""
+                 counters: Counter) -> Target | None:
+    """Clamp one command: workspace box, then step and speed limits relative to the previous command, then the
+    box again (a step from a previous pose outside the box may end outside it). None when the previous pose is
+    so far outside the box that no command is both inside it and within one step (the caller holds)."""
     out = target.copy()
     lo, hi = np.asarray(cfg.workspace_min_m), np.asarray(cfg.workspace_max_m)
     boxed = np.clip(out.position_m, lo, hi)
@@ -109,6 +121,12 @@ def clamp_target(previous: Target | None, target: Target, period_s: float, cfg: 
         counters["clamp_translation_step"] += 1
         scale = np.minimum(1.0, max_t / np.maximum(dist, 1e-12))
         out.position_m = previous.position_m + delta * scale
+    inside = np.clip(out.position_m, lo, hi)
+    if not np.array_equal(inside, out.position_m):  # only when previous is outside the box
+        if np.any(np.linalg.norm(inside - previous.position_m, axis=-1) > max_t + 1e-9):
+            counters["hold_outside_workspace"] += 1
+            return None
+        out.position_m = inside
     max_r = min(cfg.max_step_rad, cfg.max_speed_rad_s * period_s)
     ang = quat_angle_rad(previous.quat_xyzw, out.quat_xyzw)
     if np.any(ang > max_r + 1e-9):
@@ -120,3 +138,9 @@ def clamp_target(previous: Target | None, target: Target, period_s: float, cfg: 
         counters["clamp_gripper_step"] += 1
         out.gripper = previous.gripper + np.clip(dg, -cfg.max_gripper_step, cfg.max_gripper_step)
     return out
+
+
+def distance_outside_box_m(position_m: np.ndarray, cfg: SafetyConfig) -> float:
+    """Largest distance of any arm's position from the workspace box (0 inside)."""
+    p = np.asarray(position_m, dtype=float)
+    return float(np.linalg.norm(p - np.clip(p, cfg.workspace_min_m, cfg.workspace_max_m), axis=-1).max())
