@@ -1,17 +1,20 @@
 """Shared launch description: policy node (lifecycle, auto configure + activate) + executor/adapter of one robot.
 
 Arguments: checkpoint, instruction, config (robot YAML name or path), actuate (default false = dry run),
-device. Included by <robot>.launch.py with the robot's config.
+device. Included by <robot>.launch.py with the robot's config. Every process it starts gets vla_ros's Fast DDS
+profile (large shared-memory segment for camera frames, loopback UDP) unless FASTDDS_DEFAULT_PROFILES_FILE is
+already set; include your camera driver's launch after it so the driver publishes with the same profile.
 """
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler, SetEnvironmentVariable
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
+from vla_ros.dds import PROFILE, PROFILE_VARS
 
 
 def robot_launch(default_config: str, default_checkpoint: str | None = None,
@@ -24,6 +27,7 @@ def robot_launch(default_config: str, default_checkpoint: str | None = None,
         DeclareLaunchArgument("actuate", default_value=default_actuate, description="send commands to the controller"),
         DeclareLaunchArgument("device", default_value="", description="cpu or cuda (default: the YAML's)"),
     ]
+    dds = [SetEnvironmentVariable(v, EnvironmentVariable(v, default_value=str(PROFILE))) for v in PROFILE_VARS]
     policy = LifecycleNode(
         package="vla_ros", executable="policy_node", name="vla_policy", namespace="", output="screen",
         parameters=[{"config": LaunchConfiguration("config"), "checkpoint": LaunchConfiguration("checkpoint"),
@@ -36,4 +40,4 @@ def robot_launch(default_config: str, default_checkpoint: str | None = None,
         target_lifecycle_node=policy, goal_state="inactive",
         entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),
                                               transition_id=Transition.TRANSITION_ACTIVATE))]))
-    return LaunchDescription([*args, policy, executor, activate, configure])
+    return LaunchDescription([*args, *dds, policy, executor, activate, configure])

@@ -13,6 +13,11 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_LOCALHOST_ONLY", None)
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ["ROS_DOMAIN_ID"] = str(1 + (os.getpid() + int(os.environ.get("VLA_ROS_DOMAIN_SALT", "0"))) % 100)
+# The package's Fast DDS profile (large shared-memory segment, loopback UDP), as `vla-ros run` uses; subprocesses
+# that a test starts (camera publishers, the CLI) inherit it.
+from vla_ros.dds import apply_dds_defaults  # noqa: E402
+
+apply_dds_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"

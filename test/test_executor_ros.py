@@ -27,27 +27,29 @@ class Rig:
         self.cfg = load_runtime_config("franka")
         self.node = ExecutorNode(self.cfg, context=ctx, parameter_overrides=[Parameter("actuate", value=actuate)])
         self.io = rclpy.create_node("executor_test_io", context=ctx)
-        self.chunks = self.io.create_publisher(ActionChunkMsg, self.cfg.executor.chunk_topic, 10)
+        self.policy = rclpy.create_node("vla_policy", context=ctx)  # the executor takes chunks from this node only
+        self.chunks = self.policy.create_publisher(ActionChunkMsg, self.cfg.executor.chunk_topic, 10)
         self.targets, self.commanded = [], []
         self.io.create_subscription(PoseStamped, "/target_pose", self.targets.append, 100)
         self.io.create_subscription(PoseArray, "/vla_executor/commanded", self.commanded.append, 100)
         self.ex = MultiThreadedExecutor(context=ctx)
         self.ex.add_node(self.node)
         self.ex.add_node(self.io)
+        self.ex.add_node(self.policy)
         self.seq = 0
 
     def now(self):
         return self.io.get_clock().now().nanoseconds * 1e-9
 
-    def send(self, x=0.5, z=0.3, nan=False):
+    def send(self, x=0.5, z=0.3, nan=False, ahead_s=0.0, publisher=None):
         T = 8
         pos = np.tile([x, 0.0, z], (T, 1, 1)).astype(float)
         if nan:
             pos[3, 0, 1] = np.nan
-        c = ActionChunk(stamp_s=self.now(), dt_s=0.1, frame_id="fr3_link0", arm_names=["arm"], position_m=pos,
+        c = ActionChunk(stamp_s=self.now() + ahead_s, dt_s=0.1, frame_id="fr3_link0", arm_names=["arm"], position_m=pos,
                         quat_xyzw=np.tile(DOWN, (T, 1, 1)), gripper=np.ones((T, 1)), seq=self.seq)
         self.seq += 1
-        self.chunks.publish(chunk_to_msg(c))
+        (publisher or self.chunks).publish(chunk_to_msg(c))
 
     def spin(self, seconds, feed=None, period=0.2):
         end, next_feed = time.monotonic() + seconds, 0.0
@@ -77,6 +79,7 @@ class Rig:
         self.ex.shutdown()
         self.node.destroy_node()
         self.io.destroy_node()
+        self.policy.destroy_node()
 
 
 @pytest.fixture
@@ -175,3 +178,28 @@ def test_franka_gripper_goals_once_per_crossing(ros_context, robot_interfaces):
     kinds = [g[0] for g in goals]
     assert kinds == ["grasp", "move"], goals
     assert goals[0][2] == pytest.approx(20.0) and goals[1][1] == pytest.approx(0.08)
+
+
+def test_rogue_publisher_neither_drives_nor_locks_out_the_policy(rig):
+    """Finding 2: one future-stamped chunk from another publisher on the chunk topic kept commands flowing 2.5 s
+    into a sensor outage and locked out the real policy for 6 s. Now it is refused by publisher, and the policy's
+    own future-stamped chunks are refused by stamp."""
+    from vla_ros.msg import ActionChunk as ActionChunkMsg
+
+    rogue = rig.io.create_publisher(ActionChunkMsg, rig.cfg.executor.chunk_topic, 10)
+    rig.spin(1.0, feed=lambda: rig.send(ahead_s=10.0, publisher=rogue))
+    assert not rig.targets, "a chunk from another publisher drove the arm"
+    assert rig.node.core.counters["refused_chunk: not from the policy node"] > 0
+    rig.spin(1.0, feed=rig.send)  # the policy is not locked out
+    assert rig.targets, "the policy node's chunks were locked out by the rogue's future stamp"
+    n = len(rig.targets)
+    rig.spin(rig.cfg.executor.safety.chunk_timeout_s + 0.3)  # the policy stops: the hold comes within the timeout
+    held = len(rig.targets)
+    rig.spin(0.6)
+    assert len(rig.targets) == held and held > n - 1
+
+
+def test_future_stamped_chunks_from_the_policy_are_refused(rig):
+    rig.spin(1.0, feed=lambda: rig.send(ahead_s=10.0))
+    assert not rig.targets
+    assert rig.node.core.counters["refused_chunk: chunk stamped N s in the future > max N s"] > 0

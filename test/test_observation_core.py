@@ -9,6 +9,7 @@ from vla_ros.core.joints import JointMapper, JointStateError
 from vla_ros.core.sync import ObservationAssembler, ObservationConfig
 
 K = [500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0]
+K_4x3 = [3.0, 0.0, 1.5, 0.0, 3.0, 1.0, 0.0, 0.0, 1.0]
 
 
 def test_intrinsics_resize_and_crop_known_answers():
@@ -59,7 +60,7 @@ def make_assembler(**kw):
         "cameras": [{"name": "front", "depth_topic": "/camera/aligned_depth_to_color/image_raw"}],
         "joint_names": ["j1", "j2"], **kw})
     a = ObservationAssembler(cfg)
-    a.add_camera_info("front", intrinsics_from_fields(K, [], 4, 3))
+    a.add_camera_info("front", intrinsics_from_fields(K_4x3, [], 4, 3))
     a.set_instruction("pick the red block")
     return a
 
@@ -153,7 +154,7 @@ def test_two_cameras_synchronised_within_slop():
         "joint_names": ["j1", "j2"], "slop_s": 0.02})
     a = ObservationAssembler(cfg)
     for cam in ("front", "wrist"):
-        a.add_camera_info(cam, intrinsics_from_fields(K, [], 4, 3))
+        a.add_camera_info(cam, intrinsics_from_fields(K_4x3, [], 4, 3))
     a.set_instruction("x")
     a.add_joint_state(10.0, [0, 0])
     a.add_image("front", 10.0, RGB)
@@ -165,3 +166,20 @@ def test_two_cameras_synchronised_within_slop():
     a.add_image("front", 10.2, RGB)  # the wrist camera lags: out of sync
     obs = a.assemble(now_s=10.21)
     assert not obs.valid and any("out of sync" in r for r in obs.reasons)
+
+
+def test_future_stamped_sources_are_refused_by_name():
+    """Finding 2, observation side: sensor stamps 10 s ahead (clock skew) looked fresh; now they are refused."""
+    a = make_assembler()
+    a.add_joint_state(20.0, [0, 0])
+    a.add_image("front", 20.0, RGB)
+    a.add_depth("front", 20.0, DEPTH)
+    obs = a.assemble(now_s=10.0)
+    assert not obs.valid
+    text = " | ".join(obs.reasons)
+    assert "rgb 'front' stamped 10.000 s in the future > max 0.1 s" in text
+    assert "depth 'front' stamped 10.000 s in the future" in text and "joints stamped 10.000 s in the future" in text
+    b = make_assembler()  # within the tolerance (a few ms of skew) it is fine
+    b.add_joint_state(10.05, [0, 0])
+    b.add_image("front", 10.05, RGB)
+    assert b.assemble(now_s=10.0).valid

@@ -40,7 +40,7 @@ def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]
     rclpy.init(context=ctx)
     try:
         node = ExecutorNode(cfg, context=ctx)
-        io = rclpy.create_node("bench_exec_io", context=ctx)
+        io = rclpy.create_node("vla_policy", context=ctx)  # plays the policy node: the executor takes its chunks
         pub = io.create_publisher(ActionChunkMsg, cfg.executor.chunk_topic, 10)
         arrivals = []
         io.create_subscription(PoseArray, "/vla_executor/commanded",

@@ -13,6 +13,8 @@ import resource
 import sys
 import time
 
+from vla_ros.dds import apply_dds_defaults
+
 HELP = "measure the pipeline on this machine and print JSON"
 AREAS = ("observation", "policy", "endtoend", "executor", "offline")
 
@@ -47,8 +49,7 @@ def machine() -> dict:
 
 
 def run(args) -> int:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    apply_dds_defaults()  # loopback discovery, and the large-frame Fast DDS profile
     if args.device == "cuda":
         import torch
 

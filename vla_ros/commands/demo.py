@@ -9,6 +9,8 @@ import os
 import sys
 import time
 
+from vla_ros.dds import apply_dds_defaults
+
 HELP = "closed-loop demo in simulation over ROS 2 (bundled checkpoints)"
 
 
@@ -31,7 +33,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    apply_dds_defaults()  # loopback discovery, and the large-frame Fast DDS profile
     if args.episodes < 1:
         print("vla-ros demo: --episodes must be >= 1", file=sys.stderr)
         return 2

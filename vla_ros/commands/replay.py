@@ -1,8 +1,9 @@
 """`vla-ros replay BAG [--rate R] [--loop] [--start-offset S] [--topics T ...] [--no-restamp]`."""
 from __future__ import annotations
 
-import os
 import sys
+
+from vla_ros.dds import apply_dds_defaults
 
 HELP = "publish a rosbag2's messages with their original timing"
 
@@ -17,7 +18,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    apply_dds_defaults()  # loopback discovery, and the large-frame Fast DDS profile
     import rclpy
 
     from vla_ros.data.bags import BagError

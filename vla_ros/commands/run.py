@@ -2,9 +2,10 @@
 and the adapter of one robot in one process (what `ros2 launch vla_ros <robot>.launch.py` starts)."""
 from __future__ import annotations
 
-import os
 import sys
 import time
+
+from vla_ros.dds import apply_dds_defaults
 
 HELP = "start policy node + executor + adapter for a robot in one process"
 
@@ -21,7 +22,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    apply_dds_defaults()  # loopback discovery, and the large-frame Fast DDS profile
     import rclpy
 
     from vla_ros.core.config import ConfigError

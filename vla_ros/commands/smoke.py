@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_ros.dds import apply_dds_defaults
+
 HELP = "end-to-end ROS 2 smoke run over loopback DDS"
 
 
@@ -27,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    apply_dds_defaults()  # loopback discovery, and the large-frame Fast DDS profile
     import rclpy
     from geometry_msgs.msg import PoseArray
     from rclpy.executors import SingleThreadedExecutor

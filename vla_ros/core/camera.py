@@ -47,8 +47,16 @@ class Intrinsics:
         return Intrinsics(K, self.D, width, height, self.distortion_model)
 
 
+# Plausible pinhole intrinsics for an image of w x h pixels: a field of view between 1 and 175 degrees along each
+# axis (focal length between 0.022 and 57 image widths/heights), and the principal point within a quarter of the
+# image beyond its edges. A K outside these is a driver or calibration error, not a lens.
+MIN_FOV_DEG, MAX_FOV_DEG = 1.0, 175.0
+PRINCIPAL_POINT_MARGIN = 0.25
+
+
 def intrinsics_from_fields(k, d, width: int, height: int, distortion_model: str = "") -> Intrinsics:
-    """Build Intrinsics from CameraInfo's k (9 values, row-major), d, width, height."""
+    """Build Intrinsics from CameraInfo's k (9 values, row-major), d, width, height; implausible values (see
+    MIN_FOV_DEG, MAX_FOV_DEG, PRINCIPAL_POINT_MARGIN) are refused with the range they break."""
     K = np.asarray(k, dtype=np.float64)
     if K.size != 9:
         raise CameraInfoError(f"k: expected 9 values, got {K.size}")
@@ -57,5 +65,16 @@ def intrinsics_from_fields(k, d, width: int, height: int, distortion_model: str 
         raise CameraInfoError(f"k: empty or invalid camera matrix (fx={K[0, 0]}, fy={K[1, 1]})")
     if width <= 0 or height <= 0:
         raise CameraInfoError(f"width/height: invalid image size {width}x{height}")
+    for name, f, size in (("fx", K[0, 0], width), ("fy", K[1, 1], height)):
+        lo = size / (2 * np.tan(np.radians(MAX_FOV_DEG) / 2))
+        hi = size / (2 * np.tan(np.radians(MIN_FOV_DEG) / 2))
+        if not lo <= f <= hi:
+            raise CameraInfoError(f"k: implausible {name}={f:.6g} px for a {width}x{height} image (expected "
+                                  f"{lo:.3g}..{hi:.4g} px, a {MIN_FOV_DEG:g}-{MAX_FOV_DEG:g} degree field of view)")
+    for name, c, size in (("cx", K[0, 2], width), ("cy", K[1, 2], height)):
+        m = PRINCIPAL_POINT_MARGIN * size
+        if not -m <= c <= size + m:
+            raise CameraInfoError(f"k: implausible {name}={c:.6g} px for a {width}x{height} image (expected "
+                                  f"{-m:.4g}..{size + m:.4g} px)")
     return Intrinsics(K, np.asarray(d, dtype=np.float64), int(width), int(height), distortion_model or "")
 

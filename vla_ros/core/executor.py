@@ -24,6 +24,9 @@ class ExecutorConfig:
     ensemble_decay: exp(-decay * i) weights of overlapping chunks. blend_steps: seam blending in splice mode.
     arm_names, base_frame: what chunks must carry.
     chunk_topic, measured_pose_topic: ActionChunk input, measured end-effector pose (for delta_measured).
+    policy_node: fully qualified name of the policy node; chunks from any other node's publisher on chunk_topic
+        are refused (a second publisher can neither drive the arm nor lock the policy out). "" accepts every
+        publisher (e.g. chunks replayed from a bag).
     safety: layered limits.
     """
 
@@ -35,12 +38,15 @@ class ExecutorConfig:
     base_frame: str = "base"
     chunk_topic: str = "/vla/action_chunk"
     measured_pose_topic: str = ""
+    policy_node: str = "/vla_policy"
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self):
         check_range("rate_hz", self.rate_hz, 0.5, 2000.0)
         check(self.mode in ("ensemble", "splice"), "mode", self.mode, "expected 'ensemble' or 'splice'")
         check_range("blend_steps", self.blend_steps, 0, 100)
+        check(not self.policy_node or self.policy_node.startswith("/"), "policy_node", self.policy_node,
+              "expected a fully qualified node name such as /vla_policy, or '' to accept any publisher")
 
 
 @dataclass

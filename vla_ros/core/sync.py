@@ -71,6 +71,9 @@ class ObservationConfig:
         slop_s: max RGB-depth stamp difference for a match.
         joint_buffer_s: how much joint history to keep for interpolation at the image stamp.
         max_age: per-source staleness limits.
+        max_future_s: a source stamped more than this ahead of the assembly time (`now`) is refused, named, like a
+            stale one (clock skew between the sensor's machine and this one; a future stamp would otherwise look
+            fresh for as long as the skew).
         require_depth / require_extrinsics / require_instruction: make those sources mandatory.
         calibration_file: YAML with camera extrinsics, used when the robot has no tf.
         gripper_topic: the gripper's JointState (finger positions; their sum is the opening width), recorded for
@@ -86,6 +89,7 @@ class ObservationConfig:
     slop_s: float = 0.05
     joint_buffer_s: float = 1.0
     max_age: MaxAge = field(default_factory=MaxAge)
+    max_future_s: float = 0.1
     require_depth: bool = False
     require_extrinsics: bool = False
     require_instruction: bool = True
@@ -99,6 +103,7 @@ class ObservationConfig:
         names = [c.name for c in self.cameras]
         check(len(set(names)) == len(names), "cameras", names, "camera names must be unique")
         check_range("slop_s", self.slop_s, 0.0, 1.0)
+        check_range("max_future_s", self.max_future_s, 0.0, 60.0)
         check_range("joint_buffer_s", self.joint_buffer_s, 0.01, 60.0)
         check(len(set(self.joint_names)) == len(self.joint_names), "joint_names", self.joint_names,
               "joint names must be unique")
@@ -227,7 +232,10 @@ class ObservationAssembler:
                 fail(f"rgb {cam.name!r} missing: no image received")
                 continue
             ages[f"rgb/{cam.name}"] = now_s - stamp
-            if now_s - stamp > age.rgb_s:
+            if stamp - now_s > cfg.max_future_s:
+                fail(f"rgb {cam.name!r} stamped {stamp - now_s:.3f} s in the future > max {cfg.max_future_s} s "
+                     "(clock skew?)")
+            elif now_s - stamp > age.rgb_s:
                 fail(f"rgb {cam.name!r} stale: {now_s - stamp:.3f} s > max {age.rgb_s} s")
             if cam.name != primary and abs(stamp - ref_stamp) > cfg.slop_s:
                 gap = abs(stamp - ref_stamp)
@@ -255,7 +263,10 @@ class ObservationAssembler:
                 ages["joints"] = gap
                 newest, _ = self._joints.latest()
                 ages["joints_latest"] = now_s - newest
-                if gap > age.joints_s:
+                if newest - now_s > cfg.max_future_s:
+                    fail(f"joints stamped {newest - now_s:.3f} s in the future > max {cfg.max_future_s} s "
+                         "(clock skew?)")
+                elif gap > age.joints_s:
                     fail(f"joints stale: nearest sample {gap:.3f} s from the image stamp > max {age.joints_s} s")
                 proprio = q.astype(np.float32)
 
@@ -298,6 +309,10 @@ class ObservationAssembler:
             fail(f"depth {cam.name!r} missing: no depth image received", cfg.require_depth)
             return
         ages[f"depth/{cam.name}"] = now_s - stamp
+        if stamp - now_s > cfg.max_future_s:
+            fail(f"depth {cam.name!r} stamped {stamp - now_s:.3f} s in the future > max {cfg.max_future_s} s "
+                 "(clock skew?)", cfg.require_depth)
+            return
         if now_s - stamp > cfg.max_age.depth_s:
             fail(f"depth {cam.name!r} stale: {now_s - stamp:.3f} s > max {cfg.max_age.depth_s} s", cfg.require_depth)
             return
@@ -322,6 +337,10 @@ class ObservationAssembler:
         T, stamp = entry
         if stamp is not None:
             ages[f"extrinsics/{cam.name}"] = now_s - stamp
+            if stamp - now_s > cfg.max_future_s:
+                fail(f"extrinsics {cam.name!r} stamped {stamp - now_s:.3f} s in the future > max {cfg.max_future_s} s",
+                     cfg.require_extrinsics)
+                return
             if now_s - stamp > cfg.max_age.extrinsics_s:
                 fail(f"extrinsics {cam.name!r} stale: {now_s - stamp:.3f} s > max {cfg.max_age.extrinsics_s} s",
                      cfg.require_extrinsics)

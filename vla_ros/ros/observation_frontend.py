@@ -1,7 +1,8 @@
 """ROS shell around ObservationAssembler: subscriptions, tf/calibration extrinsics, guarded callbacks.
 
-Bad input (wrong encoding, short data, NaN joints, empty K, ...) is counted per reason and logged at most
-every few seconds; no exception escapes a callback. `latest(now_s)` is thread-safe and may be called from
+Bad input (wrong encoding, short data, NaN joints, empty or implausible K, ...) is counted per source and
+logged per cause (each kind of fault gets its own first line, then at most one every few seconds); no exception
+escapes a callback. `latest(now_s)` is thread-safe and may be called from
 the inference worker while callbacks keep running.
 """
 from __future__ import annotations
@@ -15,8 +16,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from vla_ros.core.calibration import load_calibration
+from vla_ros.core.delivery import DeliveryMonitor
 from vla_ros.core.image import depth_and_validity
 from vla_ros.core.joints import JointMapper
+from vla_ros.core.log_causes import CauseThrottle
 from vla_ros.core.sync import ObservationAssembler, ObservationConfig
 from vla_ros.core.tf_tree import TransformError
 from vla_ros.core.types import Observation
@@ -40,6 +43,9 @@ class ObservationFrontend:
         self.rejected: Counter[str] = Counter()
         self.received: Counter[str] = Counter()
         self.last_errors: dict[str, str] = {}
+        self._log = CauseThrottle(LOG_EVERY_S)
+        self.delivery = DeliveryMonitor()  # camera frames received vs published (publisher sequence numbers)
+        self._delivery_lock = threading.Lock()
         self._lock = threading.Lock()
         self._frames = {c.name: c.frame_id for c in config.cameras}
         self._calibration = {}
@@ -77,7 +83,9 @@ class ObservationFrontend:
                                      qos.LATCHED, **kw)
 
     def _guard(self, source: str, fn, *args):
-        def callback(msg):
+        track = source.startswith(("rgb/", "depth/"))
+
+        def callback(msg, info):
             try:
                 fn(*args, msg)
                 self.received[source] += 1
@@ -85,8 +93,26 @@ class ObservationFrontend:
                 reason = f"{source}: {exc}"
                 self.rejected[source] += 1
                 self.last_errors[source] = reason
-                self.node.get_logger().warning(f"rejected {reason}", throttle_duration_sec=LOG_EVERY_S)
+                self.warn(f"rejected {reason}")
+            if track:
+                self._track_delivery(source, msg, info)
         return callback
+
+    def _track_delivery(self, source: str, msg, info) -> None:
+        """Count the frame against its publisher's sequence numbers; every 30 frames of a source, warn (once per
+        cause, then every few seconds) about any source that receives less than it is sent."""
+        latency = (info["received_timestamp"] - info["source_timestamp"]) * 1e-9 if info["source_timestamp"] else None
+        with self._delivery_lock:
+            self.delivery.add(source, bytes(info["publisher_gid"]["data"]), info["publication_sequence_number"],
+                              len(msg.data), latency)
+            lines = self.delivery.warnings() if self.received[source] % 30 == 0 else []
+        for line in lines:
+            self.warn(line)
+
+    def warn(self, message: str) -> None:
+        line = self._log.line(message, self.node.get_clock().now().nanoseconds * 1e-9)
+        if line is not None:
+            self.node.get_logger().warning(line)
 
     def _on_rgb(self, camera: str, msg) -> None:
         rgb = compressed_msg_to_array(msg) if isinstance(msg, CompressedImage) else image_msg_to_array(msg)
@@ -154,4 +180,7 @@ class ObservationFrontend:
         return obs
 
     def stats(self) -> dict:
-        return {"received": dict(self.received), "rejected": dict(self.rejected), "last_errors": dict(self.last_errors)}
+        with self._delivery_lock:
+            delivery = {k: round(v["fraction"], 3) for k, v in self.delivery.report().items()}
+        return {"received": dict(self.received), "rejected": dict(self.rejected), "last_errors": dict(self.last_errors),
+                "delivered_fraction": delivery}

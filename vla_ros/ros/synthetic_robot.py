@@ -120,7 +120,6 @@ def main(argv=None) -> int:
     """`python -m vla_ros.ros.synthetic_robot --config franka --camera-hz 30 --joint-hz 500 --seconds 120`:
     a synthetic robot in its own process (soak tests, demos without hardware)."""
     import argparse
-    import os
     import time
 
     import rclpy
@@ -138,7 +137,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--size", type=int, nargs=2, default=(48, 64), metavar=("H", "W"))
     args = ap.parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     cfg = load_runtime_config(args.config)
     rclpy.init()
     node = rclpy.create_node("vla_synthetic_robot")

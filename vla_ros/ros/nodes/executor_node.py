@@ -1,7 +1,8 @@
 """Executor node (robot side): plays ActionChunks at the controller rate through the robot adapter, behind
 layered safety. Dry-run by default: commands reach the controller topic only with `actuate:=true`.
 
-Topics: subscribes the chunk topic and (optionally) the measured pose; publishes `~/commanded`
+Topics: subscribes the chunk topic (chunks from a publisher other than the configured policy node are refused,
+by publisher GID) and (optionally) the measured pose; publishes `~/commanded`
 (geometry_msgs/PoseArray, every command, dry-run included), the consumed-chunk signal and /diagnostics.
 Services (std_srvs/Trigger): `~/pause`, `~/resume`, `~/estop`, `~/release_estop` and `~/reset` (a new episode:
 chunks and the last command are dropped), served on their own callback group so an e-stop is never queued
@@ -21,6 +22,7 @@ from std_srvs.srv import Trigger
 from vla_ros.core.chunking import Target, step_times
 from vla_ros.core.constants import REF_DELTA_MEASURED
 from vla_ros.core.executor import Executor
+from vla_ros.core.log_causes import CauseThrottle
 from vla_ros.core.pose_history import PoseHistory
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.ros import qos
@@ -49,6 +51,9 @@ class ExecutorNode(Node):
         self._consumed_seq: int | None = None
         self._newest_chunk = None
         self._publisher_check = (-1e18, False)
+        self._policy_gids: set[bytes] = set()
+        self._gid_refresh_s = -1e18
+        self._log = CauseThrottle(5.0)
         control = MutuallyExclusiveCallbackGroup()
         safety = MutuallyExclusiveCallbackGroup()
         self.adapter = AdapterPublisher(self, cfg.adapter, cfg.executor.base_frame, control) if self.actuate else None
@@ -82,12 +87,36 @@ class ExecutorNode(Node):
         else:
             self.core.counters["rejected_measured_pose"] += 1
 
-    def _on_chunk(self, msg) -> None:
+    def warn(self, message: str) -> None:
+        line = self._log.line(message, self.now_s())
+        if line is not None:
+            self.get_logger().warning(line)
+
+    def _from_policy_node(self, gid: bytes) -> bool:
+        """Is `gid` a publisher of the configured policy node on the chunk topic? The graph is asked again for
+        an unknown GID at most every 0.2 s, so a flood from a rogue publisher costs no graph queries."""
+        if gid in self._policy_gids:
+            return True
+        now = self.now_s()
+        if now - self._gid_refresh_s > 0.2:
+            self._gid_refresh_s = now
+            want = self.cfg.executor.policy_node
+            self._policy_gids = {bytes(i.endpoint_gid) for i in self.get_publishers_info_by_topic(
+                self.cfg.executor.chunk_topic) if f"{i.node_namespace.rstrip('/')}/{i.node_name}" == want}
+        return gid in self._policy_gids
+
+    def _on_chunk(self, msg, info) -> None:
+        policy = self.cfg.executor.policy_node
+        if policy and not self._from_policy_node(bytes(info["publisher_gid"]["data"])):
+            self.core.counters["refused_chunk: not from the policy node"] += 1
+            self.warn(f"refused chunk {msg.sequence_id}: not published by the policy node {policy} (another "
+                      f"publisher on {self.cfg.executor.chunk_topic}; set executor.policy_node: '' to accept any)")
+            return
         try:
             chunk = msg_to_chunk(msg)
         except ValueError as exc:
             self.core.counters["refused_chunk: malformed"] += 1
-            self.get_logger().warning(f"refused chunk: {exc}", throttle_duration_sec=2.0)
+            self.warn(f"refused chunk: {exc}")
             return
         self._apply_reset()
         measured = self.measured
@@ -97,7 +126,7 @@ class ExecutorNode(Node):
                 self.core.counters[f"delta_measured_pose_{how}"] += 1
         reasons = self.core.on_chunk(chunk, self.now_s(), measured)
         if reasons:
-            self.get_logger().warning(f"refused chunk {chunk.seq}: {'; '.join(reasons)}", throttle_duration_sec=2.0)
+            self.warn(f"refused chunk {chunk.seq}: {'; '.join(reasons)}")
         else:
             self._newest_chunk = chunk
 

@@ -190,6 +190,8 @@ class PolicyNode(LifecycleNode):
             self.last_reasons = obs.reasons
             if not obs.valid:
                 self.stats["invalid_observations"] += 1
+                for reason in obs.reasons:  # each cause logged when it first appears, then every few seconds
+                    self.frontend.warn(f"observation refused: {reason}")
                 continue
             if last_stamp is not None and obs.stamp_s <= last_stamp:
                 self.stats["repeated_observations"] += 1
@@ -227,7 +229,9 @@ class PolicyNode(LifecycleNode):
                   "model_ms_median": 1e3 * float(np.median(self.model_s)) if self.model_s else float("nan"),
                   "modalities": "+".join(self.last_modalities), **{k: v for k, v in self.stats.items()}}
         if self.frontend is not None:
-            values.update({f"rejected/{k}": v for k, v in self.frontend.rejected.items()})
+            stats = self.frontend.stats()
+            values.update({f"rejected/{k}": v for k, v in stats["rejected"].items()})
+            values.update({f"delivered_fraction/{k}": v for k, v in stats["delivered_fraction"].items()})
         level = "ok" if not self.last_reasons else "warn"
         self.diag_pub.publish(status_array(self, "vla_ros: policy", level, "; ".join(self.last_reasons) or "ok",
                                            values))
