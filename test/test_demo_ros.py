@@ -17,6 +17,9 @@ def test_two_episode_demo_with_the_bundled_checkpoint(tmp_path, robot_interfaces
     proc = subprocess.run([sys.executable, "-m", "vla_ros.cli", "demo", "--episodes", "2", "--max-time-s", "6",
                            "--out", str(out)], capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    from test_shutdown_ros import error_lines
+
+    assert not error_lines(proc.stdout + proc.stderr), "the demo must end without an exception or error line"
     printed = json.loads(proc.stdout[proc.stdout.index("{"):])
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "falcon" and "checkpoints/sim_falcon" in report["checkpoint"]

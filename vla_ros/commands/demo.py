@@ -50,13 +50,14 @@ def run(args) -> int:
 
     from vla_ros.ros.nodes.sim_node import SimNodeConfig
     from vla_ros.ros.sim_demo import SimDemo
+    from vla_ros.ros.spin import init_ros
     from vla_ros.sim.closed_loop import EVAL_SEED_OFFSET
     from vla_ros.sim.report import summarize, write_report
     from vla_ros.sim.tasks import TASKS
 
     tasks = list(TASKS) if args.task == "all" else [args.task]
     seed0 = EVAL_SEED_OFFSET + args.seed
-    rclpy.init()
+    init_ros()
     demo = None
     try:
         demo = SimDemo(ckpt, args.modalities, sim=SimNodeConfig(seed=seed0, task=tasks[0],

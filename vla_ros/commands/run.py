@@ -27,8 +27,9 @@ def run(args) -> int:
 
     from vla_ros.core.config import ConfigError
     from vla_ros.ros.launch_set import RobotStack
+    from vla_ros.ros.spin import init_ros
 
-    rclpy.init()
+    init_ros()
     try:
         stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device)
     except (ConfigError, ImportError) as exc:

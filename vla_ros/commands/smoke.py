@@ -37,12 +37,13 @@ def run(args) -> int:
     from vla_ros.msg import ActionChunk
     from vla_ros.ros.launch_set import RobotStack
     from vla_ros.ros.msg_conversions import stamp_to_s
+    from vla_ros.ros.spin import init_ros
     from vla_ros.ros.synthetic_robot import SyntheticRobot, tiny_checkpoint
     from vla_ros.runtime_config import load_runtime_config
 
     cfg = load_runtime_config(args.robot)
     ckpt = args.checkpoint or tiny_checkpoint(Path(tempfile.mkdtemp(prefix="vla_smoke_")), cfg, args.method)
-    rclpy.init()
+    init_ros()
     robot_node = rclpy.create_node("vla_smoke_robot")
     robot = SyntheticRobot(robot_node, cfg)
     chunks, commanded = [], []

@@ -50,13 +50,12 @@ class RobotStack:
         return self.policy.trigger_activate() == R.SUCCESS
 
     def stop(self) -> None:
-        try:
-            self.policy.trigger_deactivate()
-            self.policy.trigger_cleanup()
-        except Exception:
-            pass
-        self.ex.shutdown(timeout_sec=2.0)
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        """The policy node is brought down while the context is valid, then spinning stops, then the nodes are
+        destroyed (no callback can run on a node being destroyed). Other nodes added to `ex` are the caller's
+        to destroy, after this."""
+        from vla_ros.ros.spin import bring_down, stop_spinning
+
+        bring_down(self.policy)
+        stop_spinning(self.ex, self._thread)
         self.policy.destroy_node()
         self.executor_node.destroy_node()

@@ -91,8 +91,6 @@ class SimDemo:
                 "policy": dict(self.stack.policy.stats)}
 
     def stop(self) -> None:
-        self.stack.ex.remove_node(self.sim)
-        self.stack.ex.remove_node(self.node)
-        self.stack.stop()
+        self.stack.stop()  # stops the executor that spins sim and node too, before they are destroyed
         self.sim.destroy_node()
         self.node.destroy_node()

@@ -241,3 +241,7 @@ def main(args=None) -> int:
     from vla_ros.ros.spin import spin_node
 
     return spin_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
