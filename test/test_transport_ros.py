@@ -76,3 +76,25 @@ def test_implausible_intrinsics_are_refused_with_the_reason(k, what):
 def test_plausible_intrinsics_pass():
     for f in (200.0, 615.0, 3000.0):  # wide, RealSense-like, telephoto
         assert intrinsics_from_fields([f, 0, 319.5, 0, f, 239.5, 0, 0, 1], [], 640, 480).K[0, 0] == f
+
+
+@pytest.mark.ros
+def test_doctor_reports_delivery_from_a_camera_process_and_a_silent_topic():
+    import subprocess
+    import sys
+
+    from vla_ros.ros.delivery_probe import start_synthetic_camera
+
+    cam = start_synthetic_camera(480, 640, seconds=8.0)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "vla_ros.cli", "doctor", "--robot", "franka", "--seconds", "4"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        cam.terminate()
+        cam.wait(timeout=10)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fastdds_profile.xml" in proc.stdout
+    assert "/camera/color/image_raw: " in proc.stdout and "KiB each" in proc.stdout and "PROBLEM" not in proc.stdout
+    silent = subprocess.run([sys.executable, "-m", "vla_ros.cli", "doctor", "--robot", "franka", "--seconds", "1"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert silent.returncode == 1 and "nothing received" in silent.stdout
