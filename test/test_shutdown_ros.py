@@ -80,6 +80,9 @@ def test_policy_node_sigint_in_every_lifecycle_state(ros_context, robot_interfac
             ex.spin_until_future_complete(fut, timeout_sec=60.0)
             assert fut.done() and fut.result().success, f"transition {tid} failed"
         time.sleep(0.5)
+    except BaseException:
+        proc.kill()
+        raise
     finally:
         ex.shutdown()
         node.destroy_node()
