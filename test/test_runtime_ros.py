@@ -60,6 +60,16 @@ def test_end_to_end_for_each_robot(robot, tmp_path, ros_context, robot_interface
                                                                                      commands.values()))
         assert ok, f"chunks {len(chunks)}, commands { {k: len(v) for k, v in commands.items()} }, " \
                    f"reasons {stack.policy.last_reasons}, counters {dict(stack.executor_node.core.counters)}"
+        from vla_ros.ros.nodes.policy_node import timing_breakdown_ms
+
+        timing = list(stack.policy.timing_s)
+        breakdown = timing_breakdown_ms(timing)  # what /diagnostics carries as <stage>_ms_median
+        for stage in ("obs_age_at_pick", "assemble", "preprocess", "forward", "postprocess", "publish",
+                      "end_to_end", "pipeline_overhead"):
+            assert breakdown[stage] >= 0.0, breakdown
+        t = timing[-1]  # the stages add up to the end to end (inference and publish happen in this order)
+        parts = t["obs_age_at_pick"] + t["assemble"] + t["preprocess"] + t["forward"] + t["postprocess"] + t["publish"]
+        assert parts <= t["end_to_end"] + 1e-6
     finally:
         stack.stop()
         robot_node.destroy_node()

@@ -1,5 +1,8 @@
-"""End to end per method: observation stamp -> ActionChunk received, measured beside the model's own forward
-time in the same run; overhead = end-to-end - forward, ratio = forward / end-to-end."""
+"""End to end per method, with the causes separated: the synthetic robot publishes 640x480 RGB-D at 30 Hz from
+its own process (as a camera driver does), the policy node and the executor run as `vla-ros run` runs them, and a
+subscriber stands where the executor is. Per chunk: the observation's age when the worker picked it, assembly,
+pre-processing, model forward, post-processing, publish, publish -> receipt (DDS), end to end; and
+pipeline_overhead = end to end - observation age when picked - model forward."""
 from __future__ import annotations
 
 import tempfile
@@ -11,6 +14,7 @@ import numpy as np
 from vla_ros.bench.stats import figure, scalar
 
 METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
+STAGES = ("obs_age_at_pick", "assemble", "preprocess", "forward", "postprocess", "publish")
 
 
 def one_method(method: str, seconds: float) -> dict:
@@ -19,45 +23,57 @@ def one_method(method: str, seconds: float) -> dict:
     from rclpy.executors import SingleThreadedExecutor
 
     from vla_ros.msg import ActionChunk
+    from vla_ros.ros.delivery_probe import start_synthetic_camera
     from vla_ros.ros.launch_set import RobotStack
     from vla_ros.ros.msg_conversions import stamp_to_s
-    from vla_ros.ros.synthetic_robot import SyntheticRobot, tiny_checkpoint
+    from vla_ros.ros.synthetic_robot import tiny_checkpoint
     from vla_ros.runtime_config import load_runtime_config
 
     cfg = load_runtime_config("franka")
     ckpt = tiny_checkpoint(Path(tempfile.mkdtemp(prefix="vla_bench_")), cfg, method)
+    camera = start_synthetic_camera(480, 640, seconds + 8.0)
     ctx = Context()
     rclpy.init(context=ctx)
     try:
-        node = rclpy.create_node("bench_e2e_robot", context=ctx)
-        robot = SyntheticRobot(node, cfg)
+        node = rclpy.create_node("bench_e2e_receiver", context=ctx)
         got = []
-        node.create_subscription(ActionChunk, cfg.policy.chunk_topic,
-                                 lambda m: got.append((node.get_clock().now().nanoseconds * 1e-9, m)), 50)
+
+        def on_chunk(m, info):
+            got.append((node.get_clock().now().nanoseconds * 1e-9, stamp_to_s(m.header.stamp),
+                        (info["received_timestamp"] - info["source_timestamp"]) * 1e-9))
+        node.create_subscription(ActionChunk, cfg.policy.chunk_topic, on_chunk, 50)
         stack = RobotStack(cfg, checkpoint=ckpt, device="cpu", context=ctx)
         if not stack.start():
             raise RuntimeError(stack.policy.last_error)
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            robot.publish()
-            stop = time.monotonic() + 1 / 30  # 30 Hz camera
-            while time.monotonic() < stop:
-                ex.spin_once(timeout_sec=0.002)
+        deadline, window_end = time.monotonic() + seconds + 30.0, None  # the camera process takes seconds to start
+        while time.monotonic() < min(deadline, window_end or deadline):
+            ex.spin_once(timeout_sec=0.05)
+            if got and window_end is None:
+                window_end = time.monotonic() + seconds
+        timings = list(stack.policy.timing_s)[2:]
         ex.shutdown()
         stack.stop()
     finally:
-        rclpy.shutdown(context=ctx)
-    e2e = np.array([t - stamp_to_s(m.header.stamp) for t, m in got[2:]])
-    fwd = np.array([m.inference_latency_s for _, m in got[2:]])
-    if e2e.size == 0:
+        rclpy.try_shutdown(context=ctx)
+        camera.terminate()
+        camera.wait(timeout=10)
+    if len(got) < 3:
         raise RuntimeError(f"{method}: no chunk received")
-    return {f"{method}.obs_stamp_to_chunk_ms": figure(e2e, "ms", 1e3),
-            f"{method}.model_forward_in_node_ms": figure(fwd, "ms", 1e3),
-            f"{method}.overhead_ms": figure(e2e - fwd, "ms", 1e3,
-                                            note="includes the observation's age when picked (camera at 30 Hz)"),
-            f"{method}.forward_over_e2e": scalar(float(np.median(fwd) / np.median(e2e)), "ratio")}
+    got = got[2:]
+    e2e = np.array([t - stamp for t, stamp, _ in got])
+    out = {f"{method}.obs_stamp_to_chunk_ms": figure(e2e, "ms", 1e3),
+           f"{method}.publish_to_receipt_ms": figure([d for _, _, d in got], "ms", 1e3)}
+    for stage in STAGES:
+        out[f"{method}.{stage}_ms"] = figure([t[stage] for t in timings], "ms", 1e3)
+    out[f"{method}.model_forward_in_node_ms"] = out.pop(f"{method}.forward_ms")
+    over = [t["end_to_end"] - t["obs_age_at_pick"] - t["forward"] for t in timings]
+    out[f"{method}.pipeline_overhead_ms"] = figure(over, "ms", 1e3,
+                                                   note="end to end - observation age when picked - forward")
+    fwd = np.median([t["forward"] for t in timings])
+    out[f"{method}.forward_over_e2e"] = scalar(float(fwd / np.median(e2e)), "ratio")
+    return out
 
 
 def run(device: str = "cpu", quick: bool = False) -> dict:

@@ -43,8 +43,8 @@ def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]
         io = rclpy.create_node("vla_policy", context=ctx)  # plays the policy node: the executor takes its chunks
         pub = io.create_publisher(ActionChunkMsg, cfg.executor.chunk_topic, 10)
         arrivals = []
-        io.create_subscription(PoseArray, "/vla_executor/commanded",
-                               lambda m: arrivals.append(time.perf_counter()), 500)
+        io.create_subscription(PoseArray, "/vla_executor/commanded",  # command instants: the stamp set at publish
+                               lambda m: arrivals.append(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9), 500)
         ex = MultiThreadedExecutor(context=ctx)  # as the node runs in production: spin() on its own thread
         ex.add_node(node)
         ex.add_node(io)

@@ -42,6 +42,7 @@ class Policy(nn.Module, abc.ABC):
         self.norm_stats = norm_stats
         self.external_weights = external_weights
         self.actions = ActionProcessor(norm_stats)
+        self.last_timing_s: dict[str, float] = {}  # the last infer(): preprocess, forward, postprocess (s)
 
     # --- interface ----------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -56,9 +57,13 @@ class Policy(nn.Module, abc.ABC):
         used = choose_modalities(self.config.modalities, modalities, has_depth, has_pose)
         used = tuple(m for m in used if m in self.INPUTS)  # what this method can actually consume
         self.eval()
+        t1 = time.perf_counter()
         actions = self.predict_actions(batch, used)[0].float().cpu().numpy()  # (T, A, 7)
+        t2 = time.perf_counter()
         actions = self.postprocess(actions, obs)
-        return actions_to_chunk(actions, obs, self.config, used, self.method, time.perf_counter() - t0)
+        chunk = actions_to_chunk(actions, obs, self.config, used, self.method, time.perf_counter() - t0)
+        self.last_timing_s = {"preprocess": t1 - t0, "forward": t2 - t1, "postprocess": time.perf_counter() - t2}
+        return chunk
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         used = choose_modalities(self.config.modalities, None, True, True)

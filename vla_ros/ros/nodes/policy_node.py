@@ -30,6 +30,18 @@ from vla_ros.ros.diagnostics import status_array
 from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
 
 
+def timing_breakdown_ms(timings) -> dict[str, float]:
+    """Medians (ms) of each stage of recent chunks, and pipeline_overhead = end to end - observation age when
+    picked - model forward (what the pipeline itself costs, the camera's frame period and the model aside)."""
+    timings = list(timings)
+    if not timings:
+        return {}
+    out = {k: 1e3 * float(np.median([t[k] for t in timings if k in t])) for k in timings[-1]}
+    over = [t["end_to_end"] - t["obs_age_at_pick"] - t.get("forward", 0.0) for t in timings]
+    out["pipeline_overhead"] = 1e3 * float(np.median(over))
+    return out
+
+
 class PolicyNode(LifecycleNode):
     def __init__(self, config: RuntimeConfig | None = None, **kwargs):
         super().__init__("vla_policy", **kwargs)
@@ -52,6 +64,7 @@ class PolicyNode(LifecycleNode):
         self.stats: Counter[str] = Counter()
         self.latency_s: deque[float] = deque(maxlen=200)
         self.model_s: deque[float] = deque(maxlen=200)
+        self.timing_s: deque[dict] = deque(maxlen=200)  # per chunk: where the time from observation to publish went
         self.publish_times: deque[float] = deque(maxlen=50)
         self.last_reasons: list[str] = []
         self.last_modalities: tuple[str, ...] = ()
@@ -186,7 +199,8 @@ class PolicyNode(LifecycleNode):
             if delay > 0 and self._stop.wait(delay):
                 break
             next_t = max(next_t + period, time.monotonic())
-            obs = self.frontend.latest(self.now_s())
+            t_pick = self.now_s()
+            obs = self.frontend.latest(t_pick)
             self.last_reasons = obs.reasons
             if not obs.valid:
                 self.stats["invalid_observations"] += 1
@@ -200,6 +214,7 @@ class PolicyNode(LifecycleNode):
             if obs.instruction != last_instruction:  # a new task: forget the policy's history (LSTM, ensembler)
                 self.policy.reset()
                 last_instruction = obs.instruction
+            t_infer = self.now_s()
             try:
                 chunk = self.policy.infer(obs, MODALITY_SETS[self.cfg.policy.modalities])
             except Exception as exc:
@@ -210,9 +225,13 @@ class PolicyNode(LifecycleNode):
             chunk.seq = self.seq
             self.seq += 1
             msg = chunk_to_msg(chunk, self.cfg.observation.base_frame)
+            t_pub = self.now_s()
             if self.chunk_pub is not None:
                 self.chunk_pub.publish(msg)
             now = self.now_s()
+            timing = getattr(self.policy, "last_timing_s", {})
+            self.timing_s.append({"obs_age_at_pick": t_pick - obs.stamp_s, "assemble": t_infer - t_pick,
+                                  **timing, "publish": now - t_pub, "end_to_end": now - obs.stamp_s})
             self.latency_s.append(now - obs.stamp_s)
             self.model_s.append(chunk.inference_latency_s)
             self.publish_times.append(now)
@@ -227,7 +246,8 @@ class PolicyNode(LifecycleNode):
         values = {"chunks": self.stats["chunks"], "rate_hz": rate,
                   "latency_ms_median": 1e3 * float(np.median(self.latency_s)) if self.latency_s else float("nan"),
                   "model_ms_median": 1e3 * float(np.median(self.model_s)) if self.model_s else float("nan"),
-                  "modalities": "+".join(self.last_modalities), **{k: v for k, v in self.stats.items()}}
+                  "modalities": "+".join(self.last_modalities), **{k: v for k, v in self.stats.items()},
+                  **{f"{k}_ms_median": v for k, v in timing_breakdown_ms(self.timing_s).items()}}
         if self.frontend is not None:
             stats = self.frontend.stats()
             values.update({f"rejected/{k}": v for k, v in stats["rejected"].items()})
