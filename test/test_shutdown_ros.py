@@ -71,6 +71,7 @@ def test_policy_node_sigint_in_every_lifecycle_state(ros_context, robot_interfac
     try:
         client = node.create_client(ChangeState, "/vla_policy/change_state")
         assert client.wait_for_service(timeout_sec=30.0), "policy node did not come up"
+        time.sleep(1.0)  # the reply path is discovered after the request path: a reply sent earlier can be lost
         steps = {"unconfigured": [], "inactive": [Transition.TRANSITION_CONFIGURE],
                  "active": [Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE],
                  "deactivated": [Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE,

@@ -46,6 +46,11 @@ class ObservationFrontend:
         self._log = CauseThrottle(LOG_EVERY_S)
         self.delivery = DeliveryMonitor()  # camera frames received vs published (publisher sequence numbers)
         self._delivery_lock = threading.Lock()
+        # Set when the primary camera's newest frame is complete (its depth too, when it has depth): the policy
+        # worker waits on it, so it picks a frame as it lands instead of one up to a camera period old.
+        self.frame_ready = threading.Event()
+        primary = config.cameras[0]
+        self._ready_source = f"{'depth' if primary.depth_topic else 'rgb'}/{primary.name}"
         self._lock = threading.Lock()
         self._frames = {c.name: c.frame_id for c in config.cameras}
         self._calibration = {}
@@ -89,6 +94,8 @@ class ObservationFrontend:
             try:
                 fn(*args, msg)
                 self.received[source] += 1
+                if source == self._ready_source:
+                    self.frame_ready.set()
             except Exception as exc:  # bad input must never take the node down
                 reason = f"{source}: {exc}"
                 self.rejected[source] += 1

@@ -45,12 +45,13 @@ def stop_spinning(executor, thread: threading.Thread | None = None, timeout_s: f
 
 
 def spin_node(node_factory, args=None) -> int:
-    """`main()` of a node executable: one node on a multi-threaded executor until SIGINT/SIGTERM."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    """`main()` of a node executable: one node on a single-threaded executor (inference and the control loop have
+    threads of their own) until SIGINT/SIGTERM."""
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     init_ros(args)
     node = node_factory()
-    ex = MultiThreadedExecutor()
+    ex = SingleThreadedExecutor()
     ex.add_node(node)
     try:
         while rclpy.ok():

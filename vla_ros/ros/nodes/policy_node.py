@@ -156,6 +156,8 @@ class PolicyNode(LifecycleNode):
     def _stop_worker(self) -> None:
         self._stop.set()
         self._consumed.set()
+        if self.frontend is not None:
+            self.frontend.frame_ready.set()
         if self._worker is not None:
             self._worker.join(timeout=10.0)
             self._worker = None
@@ -199,6 +201,12 @@ class PolicyNode(LifecycleNode):
             if delay > 0 and self._stop.wait(delay):
                 break
             next_t = max(next_t + period, time.monotonic())
+            # Pick the next frame as it lands (at most one camera period later) rather than whatever frame is
+            # newest now, up to a period old; if none comes, assemble anyway and the staleness check speaks.
+            self.frontend.frame_ready.clear()
+            if self._stop.is_set() or (self.frontend.frame_ready.wait(self.cfg.observation.max_age.rgb_s)
+                                       and self._stop.is_set()):
+                break
             t_pick = self.now_s()
             obs = self.frontend.latest(t_pick)
             self.last_reasons = obs.reasons
