@@ -74,7 +74,8 @@ def tiny_model_config(base_vocab: int = 100) -> dict:
                num_relative_features=8, bin_embedding_dim=8, num_attractors=[4, 2, 2, 1],
                bin_configurations=[{"n_bins": 8, "min_depth": 0.001, "max_depth": 10.0, "name": "nyu"},
                                    {"n_bins": 8, "min_depth": 0.001, "max_depth": 80.0, "name": "kitti"}],
-               patch_transformer_hidden_size=128, patch_transformer_intermediate_size=16,  # 128: fixed by its classifier
+               # 128: transformers' domain classifier expects it
+               patch_transformer_hidden_size=128, patch_transformer_intermediate_size=16,
                patch_transformer_num_attention_heads=2)  # 4 layers: transformers runs exactly 4
     return cfg
 

@@ -3,7 +3,7 @@ from transformers' SiglipVisionModel, Gemma2ForCausalLM and ZoeDepthForDepthEsti
 are the reference's, so the state dict (in the released naming, see `layout_spatialvla`) is the checkpoint's.
 
 Inference: SigLIP((rgb - 0.5) / 0.5) + Ego3D(ZoeDepth depth, K) -> multi_modal_projector -> / sqrt(hidden); the
-prompt "<image> x 256 <bos> instruction\\n" embedded (spatial_embed_tokens at action ids, image features at <image>),
+prompt "<image> x 256 <bos> instruction NL" embedded (spatial_embed_tokens at action ids, image features at <image>),
 scaled by sqrt(hidden); Gemma2 with the prefix-LM mask (the prompt attends bidirectionally), positions from 1;
 greedy decoding of action_chunk_size * 3 tokens -> action grids -> q01/q99 un-normalisation.
 """

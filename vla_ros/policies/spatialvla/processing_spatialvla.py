@@ -105,7 +105,8 @@ class SpatialActionGrid:
             t, p, r = x, y, z
         it, ip, ir = (np.digitize(v, self.edges[n][1:-1]) for v, n in zip((t, p, r), TRANSLATION))
         trans = (it * self.nb["phi_bins"] + ip) * self.nb["r_bins"] + ir
-        rot_i = [np.clip(np.digitize(a[:, 3 + k], self.edges[n]) - 1, 0, self.nb[n] - 1) for k, n in enumerate(ROTATION)]
+        rot_i = [np.clip(np.digitize(a[:, 3 + k], self.edges[n]) - 1, 0, self.nb[n] - 1)
+                 for k, n in enumerate(ROTATION)]
         rot = self.n_translation + (rot_i[0] * self.nb["pitch_bins"] + rot_i[1]) * self.nb["yaw_bins"] + rot_i[2]
         grip = self.n_translation + self.n_rotation + (a[:, 6] >= 0.5).astype(np.int64)
         return np.stack([trans, rot, grip], 1).astype(np.int64)
