@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "export-dataset": ("export_dataset", "export rosbag2 recordings to the training dataset format"),
     "ablation": ("ablation", "closed-loop ablation of the bundled sim checkpoints"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
+    "checkpoint": ("checkpoint", "inspect a checkpoint folder: method, parameters, key coverage, norm keys, card"),
 }
 
 
