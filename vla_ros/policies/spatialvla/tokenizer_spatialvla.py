@@ -29,6 +29,7 @@ def tiny_text_tokenizer(base_vocab: int, n_action_tokens: int) -> Tokenizer:
     vocab_list += [f"<unused{i}>" for i in range(base_vocab - len(vocab_list))]
     tok = Tokenizer(models.BPE({t: i for i, t in enumerate(vocab_list)}, [], unk_token="<unk>"))
     tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.add_special_tokens(SPECIALS)  # matched whole in the text, as in Gemma's tokenizer.json (ids kept)
     tok.add_special_tokens([IMAGE_TOKEN])
     tok.add_special_tokens([ACTION_TOKEN.format(i) for i in range(n_action_tokens)])
     return tok
