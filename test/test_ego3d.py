@@ -4,7 +4,12 @@ import numpy as np
 import torch
 
 from vla_ros.policies.factory import make_policy, tiny_config
-from vla_ros.policies.spatialvla_legacy.ego3d import Ego3DEncoding, backproject_patch_points, normalise_points, sinusoidal
+from vla_ros.policies.spatialvla_legacy.ego3d import (
+    Ego3DEncoding,
+    backproject_patch_points,
+    normalise_points,
+    sinusoidal,
+)
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
 
 

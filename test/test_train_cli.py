@@ -95,8 +95,8 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
 def test_init_from_fine_tunes_a_checkpoint_and_names_a_config_mismatch(tmp_path):
     _train("--method", "spatialvla_legacy", "--tiny", "--steps", "4", "--batch-size", "4", "--out", str(tmp_path / "a"))
     base = load_policy(tmp_path / "a" / "checkpoint")
-    r = _train("--method", "spatialvla_legacy", "--tiny", "--steps", "2", "--batch-size", "4", "--out", str(tmp_path / "b"),
-               "--init-from", str(tmp_path / "a" / "checkpoint"), "--lr", "0")
+    r = _train("--method", "spatialvla_legacy", "--tiny", "--steps", "2", "--batch-size", "4",
+               "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a" / "checkpoint"), "--lr", "0")
     assert r["step"] == 2  # a fresh two-step run from the checkpoint (at lr 0 it must come out unchanged)
     tuned = load_policy(tmp_path / "b" / "checkpoint")
     assert tuned.grid.mismatch(base.grid) == ""
