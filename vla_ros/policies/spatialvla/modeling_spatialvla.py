@@ -82,6 +82,7 @@ class SpatialVLAPolicy(Policy):
     method = "spatialvla"
     INPUTS = (MOD_RGB,)
     TINY_ARGS: dict = {}  # the SpatialVLAConfig defaults are the tiny widths
+    READS_PROPRIO = False
 
     def __init__(self, config, norm_stats=None, external_weights: bool = True):
         super().__init__(config, norm_stats, external_weights)
