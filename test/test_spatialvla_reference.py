@@ -239,3 +239,28 @@ def test_checkpoint_intrinsics_follow_the_unnorm_key_else_default_and_camera_inf
     a = tiny_policy(intrinsics_source="camera_info").infer(observation()).position_m
     b = tiny_policy().infer(observation()).position_m
     assert a.shape == b.shape
+
+
+def test_sensor_depth_is_a_flag_and_replaces_zoedepth_when_fresh():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    K = np.array([[150.0, 0, 80], [0, 150.0, 60], [0, 0, 1]])
+
+    def obs(depth):
+        cam = CameraObservation("front", rgb, K, 3.0, depth, None if depth is None else depth > 0)
+        return Observation(3.0, [cam], np.zeros(6, np.float32), "stack the cups")
+
+    zoe, sensor = tiny_policy(), tiny_policy(depth_source="sensor")
+    near = np.full((120, 160), 0.3, np.float32)
+    assert zoe.infer(obs(near)).modalities == ("rgb",)  # reference: the camera's depth is not read
+    assert sensor.infer(obs(near)).modalities == ("rgb", "depth")
+    assert sensor.infer(obs(None)).modalities == ("rgb",)  # no depth: ZoeDepth
+    b = sensor.observation_to_batch(obs(near))
+    K224 = sensor.checkpoint_K(1, "cpu")
+    with torch.no_grad():
+        f_near = sensor.image_features(b["rgb"][:, 0], K224, b["depth_m"][:, :1])
+        f_far = sensor.image_features(b["rgb"][:, 0], K224, torch.full((1, 1, 224, 224), 3.0))
+        f_zoe = sensor.image_features(b["rgb"][:, 0], K224)
+        f_zoe_ref = zoe.image_features(b["rgb"][:, 0], K224)
+    assert not torch.allclose(f_near, f_far) and not torch.allclose(f_near, f_zoe)
+    torch.testing.assert_close(f_zoe, f_zoe_ref)  # same seed, same weights: ZoeDepth path identical
