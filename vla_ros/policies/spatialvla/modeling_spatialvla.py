@@ -63,7 +63,8 @@ def sub_configs(model: dict) -> tuple[SiglipVisionConfig, Gemma2Config, ZoeDepth
         return {k: v for k, v in d.items() if k != "model_type"}
 
     vision = SiglipVisionConfig(**strip(model["vision_config"]))
-    text = Gemma2Config(**{"tie_word_embeddings": False, **strip(model["text_config"])}, attn_implementation="eager")
+    # the released lm_head is its own weight (untied), whatever a saved text_config says
+    text = Gemma2Config(**{**strip(model["text_config"]), "tie_word_embeddings": False}, attn_implementation="eager")
     zoe = ZoeDepthConfig(**strip(model["vision_zoe_config"]))
     return vision, text, zoe
 
