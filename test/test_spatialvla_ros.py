@@ -106,3 +106,43 @@ def test_a_truncated_folder_fails_configure_and_the_node_stays_up(tmp_path, ros_
         assert node.trigger_cleanup() == R.SUCCESS
     finally:
         node.destroy_node()
+
+
+def test_widowx_pose_node_publishes_forward_kinematics_on_the_measured_pose_topic(ros_context, robot_interfaces):
+    from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import JointState
+
+    from vla_ros.adapters.widowx import fk
+    from vla_ros.ros.nodes.widowx_pose_node import WidowXPoseNode
+
+    cfg = load_runtime_config("widowx_spatialvla")
+    pose_node = WidowXPoseNode(context=ros_context)
+    node = rclpy.create_node("fake_joints", context=ros_context)
+    got = []
+    from vla_ros.ros import qos
+
+    node.create_subscription(PoseStamped, cfg.executor.measured_pose_topic, got.append, qos.SENSOR)
+    pub = node.create_publisher(JointState, cfg.observation.joint_topic, 10)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(pose_node)
+    ex.add_node(node)
+    q = [0.1, -0.3, 0.4, 0.0, 0.5, -0.2]
+    names = list(cfg.observation.joint_names)
+    try:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and not got:
+            pub.publish(JointState(name=["left_finger", *names[::-1]], position=[0.02, *q[::-1]]))  # by name
+            ex.spin_once(timeout_sec=0.05)
+    finally:
+        ex.shutdown()
+        pose_node.destroy_node()
+        node.destroy_node()
+    assert got, "no pose published"
+    T = fk(np.array(q))
+    p, o = got[-1].pose.position, got[-1].pose.orientation
+    np.testing.assert_allclose([p.x, p.y, p.z], T[:3, 3], atol=1e-9)
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_quat([o.x, o.y, o.z, o.w]).as_matrix()
+    np.testing.assert_allclose(R, T[:3, :3], atol=1e-9)
+    assert got[-1].header.frame_id == cfg.observation.base_frame
