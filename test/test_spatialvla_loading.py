@@ -243,3 +243,23 @@ def test_checkpoint_inspect_prints_method_params_coverage_norm_keys_and_card(tin
     assert "method: spatialvla_legacy (vla_ros layout)" in out.stdout and "(100.0 %)" in out.stdout
     out = _cli("checkpoint", "inspect", str(path / "nope"))
     assert out.returncode == 1 and "no such checkpoint" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bin_edges_come_from_bin_policy_else_gaussians_else_uniform(tiny_folder, tmp_path):
+    from vla_ros.policies.spatialvla.configuration_spatialvla import uniform_bin_policy
+    from vla_ros.policies.spatialvla.processing_spatialvla import gaussian_bin_policy
+
+    path, policy = tiny_folder
+    gauss = _copy(path, tmp_path / "gauss")
+    proc = json.loads((gauss / "processor_config.json").read_text())
+    assert proc["bin_policy"] == policy.args.bin_policy
+    gs = {k: {"mu": 0.2, "sigma": 0.1} for k in ("theta", "phi", "r", "roll", "pitch", "yaw")}
+    proc.pop("bin_policy")
+    (gauss / "processor_config.json").write_text(json.dumps({**proc, "gs_params": gs, "min_sigma": 0.3}))
+    loaded = load_released(gauss, "cpu", {"unnorm_key": "bridge_orig/1.0.0"})
+    num_bins = proc["action_config"]["num_bins"]
+    assert loaded.args.bin_policy == gaussian_bin_policy(gs, num_bins, 0.3) != uniform_bin_policy(num_bins)
+    proc_plain = {k: v for k, v in proc.items() if k != "gs_params"}
+    (gauss / "processor_config.json").write_text(json.dumps(proc_plain))
+    assert load_released(gauss, "cpu", {"unnorm_key": "bridge_orig/1.0.0"}).args.bin_policy == \
+        uniform_bin_policy(num_bins)

@@ -54,10 +54,24 @@ def read_processor(folder: Path) -> dict:
     for name in (PREPROCESSOR, PROCESSOR):
         if (folder / name).is_file():
             out.update(_json(folder / name))
-    for key in ("statistics", "bin_policy", "intrinsic_config", "action_config"):
+    for key in ("statistics", "intrinsic_config", "action_config"):
         if not out.get(key):
             raise ReleasedCheckpointError(f"{folder}: {PROCESSOR} (or {PREPROCESSOR}) has no {key!r}")
     return out
+
+
+def bin_edges(proc: dict) -> dict:
+    """The processor's explicit bin_policy edges; else edges from Gaussians `gs_params` ({theta: {mu, sigma}, ...},
+    sigma raised to `min_sigma`, 0 by default as the reference); else uniform bins, as the reference processor."""
+    from vla_ros.policies.spatialvla.configuration_spatialvla import uniform_bin_policy
+    from vla_ros.policies.spatialvla.processing_spatialvla import gaussian_bin_policy
+
+    num_bins = proc["action_config"]["num_bins"]
+    if proc.get("bin_policy"):
+        return proc["bin_policy"]
+    if proc.get("gs_params"):
+        return gaussian_bin_policy(proc["gs_params"], num_bins, float(proc.get("min_sigma") or 0.0))
+    return uniform_bin_policy(num_bins)
 
 
 def shard_files(folder: Path) -> dict[str, Path]:
@@ -121,7 +135,7 @@ def released_policy_config(folder: Path, options: dict) -> PolicyConfig:
     card = card.data if card else {}
     key = resolve_unnorm_key(proc["statistics"], options.get("unnorm_key") or card.get("dataset_key", ""), folder)
     args = {"model": model, "tokenizer_file": str((folder / TOKENIZER).resolve()), "statistics": proc["statistics"],
-            "unnorm_key": key, "bin_policy": proc["bin_policy"], "num_bins": proc["action_config"]["num_bins"],
+            "unnorm_key": key, "bin_policy": bin_edges(proc), "num_bins": proc["action_config"]["num_bins"],
             "use_spherical": proc["action_config"].get("use_spherical", True),
             "intrinsic_config": proc["intrinsic_config"], "action_chunk_size": int(proc.get("action_chunk_size", 4))}
     run = {**card.get("run", {}), **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
