@@ -10,7 +10,7 @@ import numpy as np
 
 from vla_ros.bench.stats import figure, scalar
 
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
+METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy")  # the tiny trainable look-alikes
 
 
 def one_method(method: str, seconds: float) -> dict:

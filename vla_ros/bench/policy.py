@@ -10,7 +10,7 @@ from vla_ros.bench.stats import figure, peak_rss_mb, scalar, time_it
 from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
 
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
+METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy")  # the tiny trainable look-alikes
 
 
 def _sync(device):
