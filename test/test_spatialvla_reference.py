@@ -264,3 +264,54 @@ def test_sensor_depth_is_a_flag_and_replaces_zoedepth_when_fresh():
         f_zoe_ref = zoe.image_features(b["rgb"][:, 0], K224)
     assert not torch.allclose(f_near, f_far) and not torch.allclose(f_near, f_zoe)
     torch.testing.assert_close(f_zoe, f_zoe_ref)  # same seed, same weights: ZoeDepth path identical
+
+
+def _train_batch(policy, instructions, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B = len(instructions)
+    action = torch.zeros(B, 4, 1, 7)
+    action[..., :3] = (torch.rand(B, 4, 1, 3, generator=g) - 0.5) * 0.03
+    action[..., 3:6] = (torch.rand(B, 4, 1, 3, generator=g) - 0.5) * 0.1
+    action[..., 6] = (torch.rand(B, 4, 1, generator=g) > 0.5).float()
+    return {"rgb": torch.rand(B, 1, 3, 224, 224, generator=g), "K": torch.eye(3).expand(B, 1, 3, 3),
+            "instruction": instructions, "action": action}
+
+
+def test_training_loss_targets_the_action_tokens_and_matches_the_inference_prefix():
+    from vla_ros.policies.spatialvla.loss_spatialvla import action_token_ids
+
+    policy = tiny_policy()
+    batch = _train_batch(policy, ["pick up the cup", "open the drawer now"])
+    ids = action_token_ids(policy, batch["action"], None)
+    assert [len(s) for s in ids] == [13, 13] and ids[0][-1] == policy.eos_id
+    idx = np.array(ids[0][:12]).reshape(4, 3) - policy.action_begin
+    assert (idx[:, 0] < 4096).all() and ((idx[:, 1] >= 4096) & (idx[:, 1] < 8192)).all()
+    np.testing.assert_array_equal(idx[:, 2] - 8192, batch["action"][0, :, 0, 6].numpy())
+    pad = torch.tensor([[False, False, True, True]] * 2)
+    assert action_token_ids(policy, batch["action"], pad)[0][6:12] == [-100] * 6
+    from vla_ros.policies.spatialvla.loss_spatialvla import teacher_forced_logits
+
+    with torch.no_grad():  # the first action token sees the prompt as at inference (prefix-LM both ways)
+        logits, labels = teacher_forced_logits(policy, batch)
+        first = [policy.encode({k: v[i:i + 1] for k, v in batch.items()}, ("rgb",))["logits"][0] for i in (0, 1)]
+        n_prompt = [len(policy.prompt_ids([t], "cpu")[0]) for t in batch["instruction"]]
+        torch.testing.assert_close(logits[1, n_prompt[1] - 1], first[1].float(), rtol=1e-4, atol=1e-4)  # unpadded
+        # the shorter sample is right-padded: the reference's mask lets its prompt see the padding (a quirk) ...
+        assert not torch.allclose(logits[0, n_prompt[0] - 1], first[0].float(), atol=1e-3)
+        policy.args.train_mask_padding = True  # ... which the departure flag masks
+        logits, _ = teacher_forced_logits(policy, batch)
+        torch.testing.assert_close(logits[0, n_prompt[0] - 1], first[0].float(), rtol=1e-4, atol=1e-4)
+        policy.args.train_mask_padding = False
+    policy.train()
+    loss, metrics = policy.compute_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and policy.spatial_embed_tokens.weight.grad.abs().sum() > 0
+    assert policy.position_embedding_3d.position_embedding_head[0].weight.grad is not None
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
+    first = float(loss.detach())
+    for _ in range(10):
+        opt.zero_grad()
+        loss, _ = policy.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    assert float(loss) < first - 3.0, (first, float(loss))

@@ -115,6 +115,8 @@ class SpatialVLAConfig:
         ensemble_horizon chunks, weights exp(-ensemble_temp * k), k = 0 oldest; gripper then thresholded at 0.5).
     execute_steps: steps of each chunk to publish (0 = all; SimplerEnv executes 1 per inference).
     dtype: float32 | bfloat16 (the reference's inference dtype) | float16.
+    train_mask_padding: departure: in the training loss, keep padded positions masked; the reference's training
+        mask re-opens them with the prompt columns (false).
     """
 
     model: dict = field(default_factory=tiny_model_config)
@@ -134,6 +136,7 @@ class SpatialVLAConfig:
     ensemble_temp: float = -0.8
     execute_steps: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    train_mask_padding: bool = False
 
     def __post_init__(self):
         check(self.model.get("model_type") == "spatialvla", "model.model_type", self.model.get("model_type"),

@@ -253,9 +253,11 @@ class SpatialVLAPolicy(Policy):
         actions = self.decode_tokens(self.generate_action_tokens(batch, modalities))
         return torch.as_tensor(actions, dtype=torch.float32)[:, :, None]
 
-    def compute_loss(self, batch: dict):
-        raise NotImplementedError("spatialvla: training the reference architecture is not implemented in vla_ros "
-                                  "(fine-tune with the reference repository, then load its folder)")
+    def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The reference's next-token loss on the action suffix (see loss_spatialvla)."""
+        from vla_ros.policies.spatialvla.loss_spatialvla import reference_loss
+
+        return reference_loss(self, batch)
 
     def reset(self) -> None:
         self.ensembler.reset()
