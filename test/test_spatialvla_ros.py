@@ -34,13 +34,17 @@ def tiny_folder(path):
     return path
 
 
-def widowx_config(folder):
+def widowx_config(folder, options=None):
     cfg = load_runtime_config("widowx_spatialvla")
     return from_dict(RuntimeConfig, {**to_dict(cfg), "policy": {**to_dict(cfg.policy), "checkpoint": str(folder),
-                                                                "device": "cpu", "load_options": OPTIONS}})
+                                                                "device": "cpu", "load_options": options or OPTIONS}})
 
 
-def test_widowx_runs_the_released_folder_and_publishes_the_direct_forward(tmp_path, ros_context, robot_interfaces):
+@pytest.mark.parametrize("ensemble", ["none", "simpler"])
+def test_widowx_runs_the_released_folder_and_publishes_the_direct_forward(ensemble, tmp_path, ros_context,
+                                                                          robot_interfaces):
+    """ensemble none: the 4-step chunk; simpler (SimplerEnv's pattern): one ensembled step per inference, whose
+    first equals the chunk's step 0."""
     from interbotix_xs_msgs.msg import JointGroupCommand
 
     from vla_ros.msg import ActionChunk
@@ -48,7 +52,8 @@ def test_widowx_runs_the_released_folder_and_publishes_the_direct_forward(tmp_pa
     from vla_ros.ros.launch_set import RobotStack
 
     folder = tiny_folder(tmp_path / "spatialvla-tiny")
-    cfg = widowx_config(folder)
+    options = {**OPTIONS, "ensemble": ensemble}
+    cfg = widowx_config(folder, options)
     node = rclpy.create_node("fake_widowx", context=ros_context)
     fake = SyntheticRobot(node, cfg, instruction="Put the carrot on the plate")
     chunks, commands = [], []
@@ -73,13 +78,14 @@ def test_widowx_runs_the_released_folder_and_publishes_the_direct_forward(tmp_pa
         stack.stop()
         node.destroy_node()
     got = msg_to_chunk(chunks[0])
-    assert got.reference == "delta_target" and got.method == "spatialvla" and got.horizon == 4
+    assert got.reference == "delta_target" and got.method == "spatialvla"
+    assert got.horizon == (4 if ensemble == "none" else 1)
     assert got.modalities == ("rgb",) and commands[-1].name == "arm" and len(commands[-1].cmd) == 6
     rgb = np.zeros((fake.h, fake.w, 3), np.uint8)  # the synthetic robot's frame
     rgb[10:20, 20:30, 0] = 255
     cam = CameraObservation("front", rgb, np.eye(3), got.stamp_s)
     obs = Observation(got.stamp_s, [cam], np.zeros(6, np.float32), "Put the carrot on the plate")
-    direct = load_released(folder, "cpu", OPTIONS).infer(obs)
+    direct = load_released(folder, "cpu", options).infer(obs)
     np.testing.assert_allclose(got.position_m, direct.position_m, atol=1e-6)
     np.testing.assert_allclose(got.quat_xyzw, direct.quat_xyzw, atol=1e-6)
     np.testing.assert_array_equal(got.gripper, direct.gripper)
