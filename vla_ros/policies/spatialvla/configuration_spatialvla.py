@@ -117,6 +117,8 @@ class SpatialVLAConfig:
     dtype: float32 | bfloat16 (the reference's inference dtype) | float16.
     train_mask_padding: departure: in the training loss, keep padded positions masked; the reference's training
         mask re-opens them with the prompt columns (false).
+    train_intrinsics: K in the training loss: "default" (reference: its dataset calls the processor without
+        unnorm_key) or "unnorm_key" (departure: the K inference uses).
     """
 
     model: dict = field(default_factory=tiny_model_config)
@@ -137,6 +139,7 @@ class SpatialVLAConfig:
     execute_steps: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     train_mask_padding: bool = False
+    train_intrinsics: Literal["default", "unnorm_key"] = "default"
 
     def __post_init__(self):
         check(self.model.get("model_type") == "spatialvla", "model.model_type", self.model.get("model_type"),

@@ -54,7 +54,11 @@ def teacher_forced_logits(policy, batch: dict) -> tuple[torch.Tensor, torch.Tens
         labels[i, len(p):n] = torch.tensor(suf, device=device)
         prompt_col[i, :len(p)] = True
         real[i, :n] = True
-    K = batch["K"][:, 0] if policy.args.intrinsics_source == "camera_info" else policy.checkpoint_K(len(seqs), device)
+    if policy.args.intrinsics_source == "camera_info":
+        K = batch["K"][:, 0]
+    else:  # the reference's dataset calls its processor without unnorm_key: the 'default' K
+        key = "default" if policy.args.train_intrinsics == "default" else None
+        K = policy.checkpoint_K(len(seqs), device, key)
     emb = policy.embed(ids, policy.image_features(batch["rgb"][:, 0], K))
     blocked = torch.ones(S, S, dtype=torch.bool, device=device).triu(1)[None].expand(len(seqs), -1, -1).clone()
     blocked |= ~real[:, None, :]  # padding columns (attention_mask 0)

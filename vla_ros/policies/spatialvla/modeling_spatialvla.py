@@ -129,10 +129,10 @@ class SpatialVLAPolicy(Policy):
     def dtype(self) -> torch.dtype:
         return self.multi_modal_projector.linear.weight.dtype
 
-    def checkpoint_K(self, batch_size: int, device) -> torch.Tensor:
-        """The processor's K for unnorm_key (else 'default'), rescaled to the model image size."""
+    def checkpoint_K(self, batch_size: int, device, key: str | None = None) -> torch.Tensor:
+        """The processor's K for `key` (default unnorm_key; else 'default'), rescaled to the model image size."""
         ic = self.args.intrinsic_config
-        entry = ic.get(self.unnorm_key, ic.get("default"))
+        entry = ic.get(self.unnorm_key if key is None else key, ic.get("default"))
         K = torch.tensor(entry["intrinsic"], dtype=torch.float32)
         K[:2] *= torch.tensor([self.image_size / entry["width"], self.image_size / entry["height"]])[:, None]
         return K.to(device)[None].expand(batch_size, 3, 3)
