@@ -232,9 +232,16 @@ def save_released(policy, folder: str | Path, n_shards: int = 2, processor_extra
         weight_map.update({k: name for k in part})
         total += sum(v.numel() * v.element_size() for v in part.values())
     (out / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    n_img = policy.n_image_tokens  # the fields the reference's SpatialVLAConfig (transformers 4.47) also writes
     model = {**a.model, "architectures": ["SpatialVLAForConditionalGeneration"],
              "auto_map": {"AutoConfig": "configuration_spatialvla.SpatialVLAConfig",
-                          "AutoModel": "modeling_spatialvla.SpatialVLAForConditionalGeneration"}}
+                          "AutoModel": "modeling_spatialvla.SpatialVLAForConditionalGeneration"},
+             "torch_dtype": "bfloat16", "transformers_version": "4.47.0",
+             "_vocab_size": a.model["text_config"]["vocab_size"],
+             "text_config": {**a.model["text_config"], "num_image_tokens": n_img, "cache_implementation": "hybrid",
+                             "torch_dtype": "bfloat16"},
+             "vision_config": {**a.model["vision_config"], "num_image_tokens": n_img,
+                               "projection_dim": a.model.get("projection_dim"), "torch_dtype": "bfloat16"}}
     (out / CONFIG).write_text(json.dumps(model, indent=2))
     size = policy.image_size
     (out / PREPROCESSOR).write_text(json.dumps({
