@@ -101,7 +101,7 @@ def spatialvla(seed=0, **kw):
     from vla_ros.training.synthetic import synthetic_norm_stats
 
     torch.manual_seed(seed)
-    cfg = tiny_config("spatialvla", **kw)
+    cfg = tiny_config("spatialvla_legacy", **kw)
     return make_policy(cfg, synthetic_norm_stats(cfg))
 
 
@@ -175,7 +175,7 @@ def test_policy_adaptation_interpolates_embeddings_and_survives_a_checkpoint(tmp
 
 
 def test_adaptive_ensembler_known_weights():
-    from vla_ros.policies.spatialvla.processing_spatialvla import AdaptiveEnsembler
+    from vla_ros.policies.spatialvla_legacy.processing_spatialvla_legacy import AdaptiveEnsembler
 
     ens = AdaptiveEnsembler(alpha=0.0, history=4)
     first = np.arange(3 * 1 * 2, dtype=float).reshape(3, 1, 2) + 1

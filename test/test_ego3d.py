@@ -4,7 +4,12 @@ import numpy as np
 import torch
 
 from vla_ros.policies.factory import make_policy, tiny_config
-from vla_ros.policies.spatialvla.ego3d import Ego3DEncoding, backproject_patch_points, normalise_points, sinusoidal
+from vla_ros.policies.spatialvla_legacy.ego3d import (
+    Ego3DEncoding,
+    backproject_patch_points,
+    normalise_points,
+    sinusoidal,
+)
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
 
 
@@ -43,7 +48,7 @@ def test_sinusoidal_code_keeps_the_raw_value_and_8_log_spaced_frequencies():
 
 def build(**kw):
     torch.manual_seed(0)
-    cfg = tiny_config("spatialvla", **kw)
+    cfg = tiny_config("spatialvla_legacy", **kw)
     return make_policy(cfg, synthetic_norm_stats(cfg))
 
 

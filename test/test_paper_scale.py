@@ -38,7 +38,7 @@ def small_paligemma(tmp_path_factory):
     return str(path)
 
 
-@pytest.mark.parametrize("method", ["baseline", "falcon", "spatial_forcing", "spatialvla"])
+@pytest.mark.parametrize("method", ["baseline", "falcon", "spatial_forcing", "spatialvla_legacy"])
 def test_methods_run_on_a_local_paligemma(method, small_paligemma):
     cfg = tiny_config(method, vlm={"kind": "hf", "path": small_paligemma, "depth": 3, "heads": 2, "width": 48,
                                    "patch_size": 8})

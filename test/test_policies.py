@@ -17,7 +17,8 @@ from vla_ros.policies.factory import (
 from vla_ros.training.checkpoint import CheckpointError
 from vla_ros.training.synthetic import fit_batch, synthetic_batch, synthetic_norm_stats
 
-METHODS = ["baseline", "falcon", "spatial_forcing", "spatialvla"]
+METHODS = ["baseline", "falcon", "spatial_forcing", "spatialvla_legacy"]  # the trainable tiny look-alikes
+ALL_METHODS = sorted([*METHODS, "spatialvla"])  # + the reference SpatialVLA (test_spatialvla_reference.py)
 
 
 def build(method, seed=0, **kw):
@@ -37,7 +38,7 @@ def observation(depth=True, pose=True, seed=0, stamp_s=12.5):
 
 
 def test_methods_are_found_by_name_and_a_new_one_registers_without_touching_the_factory():
-    assert available_methods() == sorted(METHODS)
+    assert available_methods() == ALL_METHODS
     base = policy_class("baseline")
 
     @register_policy
@@ -77,7 +78,7 @@ def test_save_load_infer_identical(method, tmp_path):
     assert a.position_m.shape == (4, 1, 3) and ((a.gripper >= 0) & (a.gripper <= 1)).all()
     np.testing.assert_allclose(np.linalg.norm(a.quat_xyzw, axis=-1), 1.0)
     assert a.stamp_s == 12.5 and a.method == method and a.dt_s == policy.config.dt_s
-    assert (tmp_path / method / "tokenizer.json").exists() == (method == "spatialvla")
+    assert (tmp_path / method / "tokenizer.json").exists() == (method == "spatialvla_legacy")
 
 
 def test_infer_unnormalizes_to_the_training_targets():
@@ -101,7 +102,7 @@ def test_modalities_follow_what_the_observation_has():
     assert policy.infer(observation(depth=False, pose=False)).modalities == ("rgb",)
     assert policy.infer(observation(), modalities=("rgb",)).modalities == ("rgb",)
     assert build("baseline").infer(observation()).modalities == ("rgb",)  # reports only what it consumes
-    assert build("spatialvla").infer(observation()).modalities == ("rgb", "depth")
+    assert build("spatialvla_legacy").infer(observation()).modalities == ("rgb", "depth")
 
 
 def test_bad_observations_are_named():

@@ -4,7 +4,12 @@ import torch
 
 from vla_ros.policies.spatial_forcing.modeling_spatial_forcing import alignment_target, sincos_2d
 from vla_ros.policies.spatial_model.esm import pose_encoding
-from vla_ros.policies.spatialvla.ego3d import Ego3DEncoding, backproject_patch_points, normalise_points, sinusoidal
+from vla_ros.policies.spatialvla_legacy.ego3d import (
+    Ego3DEncoding,
+    backproject_patch_points,
+    normalise_points,
+    sinusoidal,
+)
 
 
 def test_backprojection_matches_a_hand_computed_point():

@@ -24,7 +24,7 @@ def _train(*args, torchrun=False, timeout=300):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["falcon", "spatialvla"])
+@pytest.mark.parametrize("method", ["falcon", "spatialvla_legacy"])
 def test_tiny_train_saves_and_resumes(method, tmp_path):
     r = _train("--method", method, "--tiny", "--steps", "6", "--batch-size", "4", "--out", str(tmp_path))
     assert r["step"] == 6 and "val_loss" in r
@@ -93,17 +93,17 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
 
 
 def test_init_from_fine_tunes_a_checkpoint_and_names_a_config_mismatch(tmp_path):
-    _train("--method", "spatialvla", "--tiny", "--steps", "4", "--batch-size", "4", "--out", str(tmp_path / "a"))
+    _train("--method", "spatialvla_legacy", "--tiny", "--steps", "4", "--batch-size", "4", "--out", str(tmp_path / "a"))
     base = load_policy(tmp_path / "a" / "checkpoint")
-    r = _train("--method", "spatialvla", "--tiny", "--steps", "2", "--batch-size", "4", "--out", str(tmp_path / "b"),
-               "--init-from", str(tmp_path / "a" / "checkpoint"), "--lr", "0")
+    r = _train("--method", "spatialvla_legacy", "--tiny", "--steps", "2", "--batch-size", "4",
+               "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a" / "checkpoint"), "--lr", "0")
     assert r["step"] == 2  # a fresh two-step run from the checkpoint (at lr 0 it must come out unchanged)
     tuned = load_policy(tmp_path / "b" / "checkpoint")
     assert tuned.grid.mismatch(base.grid) == ""
     for k, v in base.state_dict().items():
         assert torch.equal(tuned.state_dict()[k], v), k
     cfg = tmp_path / "other.yaml"
-    cfg.write_text(f"policy: {{method: spatialvla, horizon: 2}}\nsteps: 1\nout: {tmp_path}/c\n"
+    cfg.write_text(f"policy: {{method: spatialvla_legacy, horizon: 2}}\nsteps: 1\nout: {tmp_path}/c\n"
                    f"init_from: {tmp_path}/a/checkpoint\n")
     out = subprocess.run([sys.executable, "-m", "vla_ros.cli", "train", "--config", str(cfg), "--no-progress"],
                          capture_output=True, text=True, check=False)

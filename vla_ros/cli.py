@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "ablation": ("ablation", "closed-loop ablation of the bundled sim checkpoints"),
     "bench": ("bench", "measure the pipeline on this machine and print JSON"),
     "doctor": ("doctor", "check DDS transport of the robot's camera topics (delivery, rate, latency)"),
+    "checkpoint": ("checkpoint", "inspect a checkpoint folder: method, parameters, key coverage, norm keys, card"),
 }
 
 

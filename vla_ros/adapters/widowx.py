@@ -101,3 +101,13 @@ class WidowXMapping:
         if event is None:
             return None
         return self.cfg.widowx_gripper_open if event == "open" else self.cfg.widowx_gripper_closed
+
+
+def ee_pose_from_joints(names: list[str], positions: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The end-effector pose in the base frame (position m, quaternion xyzw) from a joint state, by joint name."""
+    index = {n: i for i, n in enumerate(names)}
+    lacking = [n for n in JOINT_NAMES if n not in index]
+    if lacking:
+        raise KeyError(f"joint state lacks the wx250s joints {lacking} (has {list(names)})")
+    T = fk(np.array([positions[index[n]] for n in JOINT_NAMES], float))
+    return T[:3, 3].copy(), Rotation.from_matrix(T[:3, :3]).as_quat()

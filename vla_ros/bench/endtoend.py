@@ -13,7 +13,7 @@ import numpy as np
 
 from vla_ros.bench.stats import figure, scalar
 
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
+METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy")  # the tiny trainable look-alikes
 STAGES = ("obs_age_at_pick", "assemble", "preprocess", "forward", "postprocess", "publish")
 
 

@@ -10,7 +10,7 @@ from vla_ros.bench.stats import figure, peak_rss_mb, scalar, time_it
 from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
 
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
+METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy")  # the tiny trainable look-alikes
 
 
 def _sync(device):
@@ -121,7 +121,7 @@ def paper_scale_cuda() -> dict:
     PaliGemmaConfig().save_pretrained(folder)
     for method, args in (("falcon", {"esm": {"embed_dim": 1024, "heads": 16, "depth": 24, "patch_size": 14,
                                               "img_size": 518, "dino_depth": 24, "init_values": 1.0}}),
-                         ("spatialvla", {})):
+                         ("spatialvla_legacy", {})):
         cfg = tiny_config(method, image_size=224, vlm={"kind": "hf", "path": folder, "width": 2048, "heads": 8,
                                                       "depth": 18, "patch_size": 14}, method_args=args)
         policy = make_policy(cfg, synthetic_norm_stats(cfg)).cuda().eval()

@@ -39,14 +39,19 @@ def step_times(chunk: ActionChunk) -> np.ndarray:
 
 
 def resolve_reference(chunk: ActionChunk, last_target: Target | None, measured: Target | None) -> ActionChunk:
-    """Return an absolute chunk. delta_target: step j = step j-1 (starting at the last commanded target)
+    """Return an absolute chunk. delta_target: step j = step j-1 (starting at the last commanded target, or at
+    the measured pose before the first command, as a target-delta controller starts from the current pose)
     composed with delta j (Bridge style). delta_measured: step j = measured pose at the stamp composed with
     delta j. Composition: p = p_base + dp, R = dR @ R_base (both in the base frame)."""
     if chunk.reference == REF_ABSOLUTE:
         return chunk
-    base = last_target if chunk.reference == REF_DELTA_TARGET else measured
+    if chunk.reference == REF_DELTA_TARGET:
+        base = last_target if last_target is not None else measured
+    else:
+        base = measured
     if base is None:
-        what = "commanded target" if chunk.reference == REF_DELTA_TARGET else "measured end-effector pose"
+        what = ("commanded target or measured end-effector pose" if chunk.reference == REF_DELTA_TARGET
+                else "measured end-effector pose")
         raise ValueError(f"reference {chunk.reference}: no {what} to apply the deltas to")
     T, A = chunk.gripper.shape
     pos, quat = np.empty((T, A, 3)), np.empty((T, A, 4))

@@ -33,6 +33,7 @@ class Policy(nn.Module, abc.ABC):
     method = "base"
     INPUTS: tuple[str, ...] = (MOD_RGB,)  # modalities the model reads at inference
     TINY_ARGS: dict = {}  # method_args of the method's tiny config
+    READS_PROPRIO = True  # False: the joint vector is not an input (e.g. SpatialVLA), so its size is not checked
 
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
         """external_weights: read the local weight files the config names (VLM folder, ESM/estimator checkpoints);

@@ -78,7 +78,7 @@ class PolicyConfig:
     """Everything needed to rebuild a policy (saved as config.yaml in the checkpoint).
 
     Args:
-        method: baseline | falcon | spatial_forcing | spatialvla.
+        method: baseline | falcon | spatial_forcing | spatialvla | spatialvla_legacy.
         name: checkpoint name reported in ActionChunk.policy_name.
         camera_names: cameras the model reads, in order.
         image_size: square model input size (images are resized, K rescaled to match).

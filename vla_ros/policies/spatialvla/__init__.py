@@ -1,1 +1,1 @@
-"""spatialvla."""
+"""spatialvla: SpatialVLA as released (reference architecture at every width)."""

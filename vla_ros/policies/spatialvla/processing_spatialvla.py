@@ -1,89 +1,184 @@
-"""SpatialVLA processing: actions <-> Adaptive Action Grid tokens (q01/q99-normalized first), the depth that
-feeds Ego3D (sensor when fresh, else a local estimator), and the adaptive action ensembler."""
+"""SpatialVLA processing as the reference: the prompt, ZoeDepth's input transform, the adaptive action grids
+(explicit bin_policy edges, or edges from Gaussians), q01/q99 un-normalisation with the per-dim mask, and
+SimplerEnv's ActionEnsembler."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import norm
 
-from vla_ros.core.constants import MOD_DEPTH
-from vla_ros.policies.processing import ActionProcessor
-from vla_ros.policies.tokenizers.action_grid import ActionGrid
-
-IGNORE = -100  # target id of padded steps
-
-
-@dataclass(frozen=True)
-class GridActionCodec:
-    """Raw actions (B, T, A, 7) <-> token ids (B, T * A * 3). The grid works on q01/q99-normalized values."""
-
-    grid: ActionGrid
-    actions: ActionProcessor  # with mode="q01_q99"
-
-    def encode(self, action: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
-        arm, grip = self.actions.normalize(action)
-        norm7 = torch.cat([arm, grip[..., None]], -1).detach().cpu().numpy()
-        tok = torch.from_numpy(self.grid.encode(norm7)).to(action.device)  # (B, T, A, 3)
-        if pad is not None:
-            tok = tok.masked_fill(pad.to(tok.device)[:, :, None, None], IGNORE)
-        return tok.flatten(1)
-
-    def decode(self, tokens: torch.Tensor, horizon: int, n_arms: int) -> torch.Tensor:
-        B = tokens.shape[0]
-        norm7 = self.grid.decode(tokens.reshape(B, horizon, n_arms, 3).cpu().numpy())
-        norm7 = torch.as_tensor(norm7, dtype=torch.float32, device=tokens.device)
-        return self.actions.unnormalize(norm7[..., :6], norm7[..., 6])
+RANGES = {"theta_bins": (0.0, np.pi), "phi_bins": (-np.pi, np.pi), "r_bins": (0.0, np.sqrt(3.0)),
+          "roll_bins": (-1.0, 1.0), "pitch_bins": (-1.0, 1.0), "yaw_bins": (-1.0, 1.0)}
+TRANSLATION = ("theta_bins", "phi_bins", "r_bins")
+ROTATION = ("roll_bins", "pitch_bins", "yaw_bins")
+IMAGE_TOKEN, BOS_TOKEN, EOS_TOKEN = "<image>", "<bos>", "<eos>"
+ACTION_TOKEN = "<ACTION{:05d}>"
+ZOE_PAD_PX, ZOE_SIZE_PX = 31, 384
+SIGLIP_MEAN = ZOE_MEAN = 0.5
+SIGLIP_STD = ZOE_STD = 0.5
 
 
-def sensor_depth(batch: dict, modalities: tuple[str, ...]) -> torch.Tensor | None:
-    """The batch's depth when asked for and valid somewhere in every image, else None."""
-    if MOD_DEPTH not in modalities:
-        return None
-    valid = batch["depth_valid"].flatten(2).any(2)  # (B, S)
-    return batch["depth_m"] if bool(valid.all()) else None
+class SpatialVLAInputError(ValueError):
+    """A processor file or value does not fit; the message names it."""
 
 
-@torch.no_grad()
-def estimate_depth(estimator: torch.nn.Module, rgb: torch.Tensor) -> torch.Tensor:
-    """(B, S, 3, H, W) -> (B, S, H, W) depth from an ESM's depth head, run at its own input size."""
-    B, S, _, H, W = rgb.shape
-    size = estimator.cfg.img_size
-    x = rgb if (H, W) == (size, size) else F.interpolate(rgb.flatten(0, 1), size=(size, size), mode="bilinear",
-                                                           align_corners=False).reshape(B, S, 3, size, size)
-    depth = estimator(x)["depth_m"]
-    if (H, W) != (size, size):
-        depth = F.interpolate(depth.flatten(0, 1)[:, None], size=(H, W), mode="nearest").reshape(B, S, H, W)
-    return depth
+def build_prompt(instruction: str, n_image_tokens: int) -> str:
+    """<image> x n, <bos>, the lower-cased instruction, a newline (PaliGemma's layout, as the reference)."""
+    return IMAGE_TOKEN * n_image_tokens + BOS_TOKEN + instruction.lower() + "\n"
 
 
-class AdaptiveEnsembler:
-    """SpatialVLA-style adaptive ensembling of overlapping chunks: for each step of the newest chunk, the
-    earlier chunks' predictions for the same time are averaged with weights exp(alpha * cos(new, old)), so
-    predictions that agree with the newest count more. Works on (T, A, D) arrays (normalized actions)."""
+def zoe_preprocess(pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> ZoeDepth input: reflect-pad 31 px, bicubic (align_corners) to 384x384,
+    normalise with mean = std = 0.5."""
+    p = ZOE_PAD_PX
+    x = F.pad(pixel_values, (p, p, p, p), mode="reflect")
+    x = F.interpolate(x, size=(ZOE_SIZE_PX, ZOE_SIZE_PX), mode="bicubic", align_corners=True)
+    return (x - ZOE_MEAN) / ZOE_STD
 
-    def __init__(self, alpha: float = 0.1, history: int = 4):
-        self.alpha, self.history = alpha, history
-        self._chunks: list[tuple[float, np.ndarray]] = []
+
+def zoe_postprocess(predicted_depth: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 384, 384) ZoeDepth output -> (B, 1, H, W): bicubic back to the padded size, then the pad cropped."""
+    p = ZOE_PAD_PX
+    d = F.interpolate(predicted_depth[:, None], size=(height + 2 * p, width + 2 * p), mode="bicubic",
+                      align_corners=True)
+    return d[..., p:-p, p:-p]
+
+
+def gaussian_bin_policy(gs_params: dict, num_bins: dict, min_sigma: float = 0.0) -> dict:
+    """Equal-probability edges under N(mu, max(sigma, min_sigma)) between each variable's range limits
+    (the reference's get_bin_policy; gs_params[name] = {mu, sigma} with name 'theta', 'roll', ...)."""
+    out = {}
+    for group, names in (("translation", TRANSLATION), ("rotation", ROTATION)):
+        out[group] = {}
+        for name in names:
+            lo, hi = RANGES[name]
+            g = gs_params[name.split("_")[0]]
+            s = max(g["sigma"], min_sigma)
+            p = np.linspace(norm.cdf(lo, g["mu"], s), norm.cdf(hi, g["mu"], s), num_bins[group][name] + 1)
+            out[group][name] = np.clip(norm.ppf(p, g["mu"], s), lo, hi).tolist()
+    return out
+
+
+class SpatialActionGrid:
+    """Normalised 7-d actions <-> 3 action indices per step (translation, rotation, gripper), as the reference's
+    SpatialActionTokenizer; indices are offsets from action_token_begin_idx."""
+
+    def __init__(self, bin_policy: dict, num_bins: dict, use_spherical: bool = True):
+        self.edges = {}
+        for group, names in (("translation", TRANSLATION), ("rotation", ROTATION)):
+            for name in names:
+                try:
+                    e = np.asarray(bin_policy[group][name], dtype=np.float64)
+                except KeyError:
+                    raise SpatialVLAInputError(f"bin_policy.{group}.{name}: missing") from None
+                n = num_bins[group][name]
+                if e.shape != (n + 1,) or np.any(np.diff(e) < 0):
+                    raise SpatialVLAInputError(f"bin_policy.{group}.{name}: expected {n + 1} non-decreasing edges "
+                                               f"(num_bins {n}), got shape {e.shape}")
+                self.edges[name] = e
+        self.nb = {name: len(e) - 1 for name, e in self.edges.items()}
+        self.use_spherical = use_spherical
+        self.n_translation = self.nb["theta_bins"] * self.nb["phi_bins"] * self.nb["r_bins"]
+        self.n_rotation = self.nb["roll_bins"] * self.nb["pitch_bins"] * self.nb["yaw_bins"]
+        self.n_gripper = int(num_bins["gripper"])
+        self.vocab_size = self.n_translation + self.n_rotation + self.n_gripper
+
+    def slot_ranges(self) -> list[tuple[int, int]]:
+        """[start, stop) of the translation, rotation and gripper indices."""
+        a, b = self.n_translation, self.n_translation + self.n_rotation
+        return [(0, a), (a, b), (b, self.vocab_size)]
+
+    def _mid(self, name: str, i: np.ndarray) -> np.ndarray:
+        e = self.edges[name]
+        return 0.5 * (e[i] + e[i + 1])
+
+    def encode(self, actions: np.ndarray) -> np.ndarray:
+        """(N, 7) normalised actions -> (N, 3) indices."""
+        a = np.clip(np.asarray(actions, np.float64).reshape(-1, 7), -1.0, 1.0)
+        x, y, z = a[:, 0], a[:, 1], a[:, 2]
+        if self.use_spherical:
+            t, p, r = np.arctan2(np.sqrt(x ** 2 + y ** 2), z), np.arctan2(y, x), np.sqrt(x ** 2 + y ** 2 + z ** 2)
+        else:
+            t, p, r = x, y, z
+        it, ip, ir = (np.digitize(v, self.edges[n][1:-1]) for v, n in zip((t, p, r), TRANSLATION))
+        trans = (it * self.nb["phi_bins"] + ip) * self.nb["r_bins"] + ir
+        rot_i = [np.clip(np.digitize(a[:, 3 + k], self.edges[n]) - 1, 0, self.nb[n] - 1)
+                 for k, n in enumerate(ROTATION)]
+        rot = self.n_translation + (rot_i[0] * self.nb["pitch_bins"] + rot_i[1]) * self.nb["yaw_bins"] + rot_i[2]
+        grip = self.n_translation + self.n_rotation + (a[:, 6] >= 0.5).astype(np.int64)
+        return np.stack([trans, rot, grip], 1).astype(np.int64)
+
+    def decode(self, indices: np.ndarray) -> np.ndarray:
+        """(N, 3) indices -> (N, 7) normalised actions: bin midpoints; translation back to Cartesian and clipped
+        to [-1, 1]; gripper 0 or 1. Out-of-slot indices are clipped into the slot, as the reference."""
+        ids = np.asarray(indices, np.int64).reshape(-1, 3)
+        nr, nphi, ny, npitch = self.nb["r_bins"], self.nb["phi_bins"], self.nb["yaw_bins"], self.nb["pitch_bins"]
+        t = np.clip(ids[:, 0], 0, self.n_translation - 1)
+        it, ip, ir = t // (nphi * nr), (t % (nphi * nr)) // nr, t % nr
+        th, ph, r = self._mid("theta_bins", it), self._mid("phi_bins", ip), self._mid("r_bins", ir)
+        if self.use_spherical:
+            xyz = np.stack([r * np.sin(th) * np.cos(ph), r * np.sin(th) * np.sin(ph), r * np.cos(th)], 1)
+        else:
+            xyz = np.stack([th, ph, r], 1)
+        xyz = np.clip(xyz, -1.0, 1.0)
+        q = np.clip(ids[:, 1], self.n_translation, self.n_translation + self.n_rotation - 1) - self.n_translation
+        rpy = np.stack([self._mid("roll_bins", q // (npitch * ny)), self._mid("pitch_bins", (q % (npitch * ny)) // ny),
+                        self._mid("yaw_bins", q % ny)], 1)
+        g = np.clip(ids[:, 2], self.n_translation + self.n_rotation, self.vocab_size - 1)
+        grip = (g - self.n_translation - self.n_rotation != 0).astype(np.float64)
+        return np.concatenate([xyz, rpy, grip[:, None]], 1)
+
+
+def action_stats(statistics: dict, unnorm_key: str) -> dict:
+    """statistics[unnorm_key]['action'], or an error listing the available keys."""
+    if unnorm_key not in statistics:
+        raise SpatialVLAInputError(f"unnorm_key {unnorm_key!r} is not in the processor statistics; available: "
+                                   f"{sorted(statistics)}")
+    try:
+        s = statistics[unnorm_key]["action"]
+        for k in ("q01", "q99"):
+            s[k]
+    except (KeyError, TypeError):
+        raise SpatialVLAInputError(f"statistics[{unnorm_key!r}].action: needs q01 and q99") from None
+    return s
+
+
+def unnormalize(actions: np.ndarray, stats: dict) -> np.ndarray:
+    """0.5 (a + 1)(q99 - q01) + q01 on the dims where mask is true (all when no mask), as the reference."""
+    lo, hi = np.asarray(stats["q01"], np.float64), np.asarray(stats["q99"], np.float64)
+    mask = np.asarray(stats.get("mask", np.ones(len(lo))), dtype=bool)
+    return np.where(mask, 0.5 * (actions + 1.0) * (hi - lo) + lo, actions)
+
+
+def normalize(actions: np.ndarray, stats: dict) -> np.ndarray:
+    """The training direction (BOUNDS_Q99): clip(2 (x - q01) / (q99 - q01 + 1e-8) - 1, -1, 1) where mask is true."""
+    lo, hi = np.asarray(stats["q01"], np.float64), np.asarray(stats["q99"], np.float64)
+    mask = np.asarray(stats.get("mask", np.ones(len(lo))), dtype=bool)
+    n = np.clip(2.0 * (actions - lo) / (hi - lo + 1e-8) - 1.0, -1.0, 1.0)
+    return np.where(mask, n, actions)
+
+
+class ActionEnsembler:
+    """SimplerEnv's ActionEnsembler: keep the last `horizon` chunks; for the current step take, from the chunk
+    predicted k steps ago, its step k; average with weights exp(-temp * i), i = 0 for the oldest prediction."""
+
+    def __init__(self, horizon: int = 4, temp: float = -0.8):
+        self.temp = temp
+        self.history: deque = deque(maxlen=horizon)
 
     def reset(self) -> None:
-        self._chunks = []
+        self.history.clear()
 
-    def __call__(self, stamp_s: float, dt_s: float, chunk: np.ndarray) -> np.ndarray:
-        T = chunk.shape[0]
-        out = chunk.astype(np.float64).copy()
-        for j in range(T):
-            preds, weights = [chunk[j]], [np.full(chunk.shape[1], np.exp(self.alpha))]  # cos(new, new) = 1
-            for stamp_old, old in self._chunks:
-                k = int(round((stamp_s - stamp_old) / dt_s))
-                if 0 < k and j + k < old.shape[0]:
-                    p = old[j + k]
-                    cos = np.sum(p * chunk[j], -1) / (np.linalg.norm(p, axis=-1) * np.linalg.norm(chunk[j], axis=-1)
-                                                       + 1e-9)
-                    preds.append(p)
-                    weights.append(np.exp(self.alpha * cos))
-            w = np.stack(weights)  # (n, A)
-            out[j] = np.einsum("na,nad->ad", w / w.sum(0), np.stack(preds))
-        self._chunks = (self._chunks + [(stamp_s, chunk.copy())])[-self.history:]
-        return out
+    def weights(self, n: int) -> np.ndarray:
+        w = np.exp(-self.temp * np.arange(n))
+        return w / w.sum()
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        """(T, D) newest chunk -> (D,) ensembled action for the current step."""
+        self.history.append(np.asarray(chunk))
+        n = len(self.history)
+        preds = np.stack([c[min(age, len(c) - 1)] for age, c in zip(range(n - 1, -1, -1), self.history)])
+        return (self.weights(n)[:, None] * preds).sum(0)
