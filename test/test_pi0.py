@@ -1,0 +1,238 @@
+"""π0: the flow-matching model learns, the KV-cache inference equals the joint forward, checkpoints round-trip,
+and openpi's PyTorch layout (written here from transformers' own classes and the reference's module names) loads
+key for key, at tiny width through the real loader and at paper scale on the meta device."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from transformers import GemmaConfig, GemmaForCausalLM, PaliGemmaConfig, PaliGemmaForConditionalGeneration
+
+from vla_ros.core.types import CameraObservation, Observation
+from vla_ros.policies.factory import load_policy, make_policy, save_checkpoint, tiny_config
+from vla_ros.policies.pi0.configuration_pi0 import GEMMA_VARIANTS
+from vla_ros.policies.pi0.loading_pi0 import Pi0CheckpointError, is_released, released_layout
+from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
+
+VOCAB = 257152  # PaliGemma's
+
+
+def build(seed=0, **method_args):
+    torch.manual_seed(seed)
+    cfg = tiny_config("pi0")
+    cfg.method_args.update(method_args)
+    cfg = tiny_config("pi0", method_args=cfg.method_args)
+    return make_policy(cfg, synthetic_norm_stats(cfg))
+
+
+def fixed(batch, policy, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    B = batch["action"].shape[0]
+    return {**batch, "noise": torch.randn(B, policy.config.horizon, policy.args.action_dim, generator=g),
+            "time": torch.rand(B, generator=g) * 0.999 + 0.001}
+
+
+def test_tiny_pi0_overfits_a_few_batches_and_its_flow_matching_loss_falls():
+    policy = build()
+    batches = [synthetic_batch(policy.config, 4, seed=s) for s in (0, 1)]
+    probe = [fixed(b, policy, 7 + i) for i, b in enumerate(batches)]
+
+    def probe_loss():
+        policy.eval()
+        with torch.no_grad():
+            return float(np.mean([policy.compute_loss(b)[0] for b in probe]))
+    before = probe_loss()
+    opt = torch.optim.AdamW(policy.parameters(), lr=2e-3)
+    policy.train()
+    for step in range(150):
+        loss, metrics = policy.compute_loss(batches[step % 2])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = probe_loss()
+    assert after < 0.4 * before, (before, after)
+
+
+def test_kv_cache_denoising_step_equals_the_joint_training_forward():
+    """One Euler step from t=1 with the prefix KV cache == noise - v(noise, t=1) from the joint forward."""
+    policy = build(num_steps=1).eval()
+    batch = synthetic_batch(policy.config, 2, seed=3)
+    noise = torch.randn(2, policy.config.horizon, policy.args.action_dim)
+    sampled = policy.sample_actions(batch, noise)
+    with torch.no_grad():
+        feats = policy.encode({**batch, "noise": noise, "time": torch.ones(2)}, ())
+    torch.testing.assert_close(sampled, noise - feats["v_t"], rtol=1e-4, atol=1e-5)
+
+
+def test_ten_euler_steps_from_t1_to_t0():
+    policy = build().eval()
+    assert policy.args.num_steps == 10
+    calls = []
+    orig = policy.embed_suffix
+    policy.embed_suffix = lambda s, x, t: (calls.append(float(t[0])), orig(s, x, t))[1]
+    policy.sample_actions(synthetic_batch(policy.config, 1, seed=0))
+    np.testing.assert_allclose(calls, np.linspace(1.0, 0.1, 10), atol=1e-6)
+
+
+def observation(seed=0):
+    rng = np.random.default_rng(seed)
+    cam = CameraObservation(name="front", rgb=rng.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+                            K=np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]]), stamp_s=1.0)
+    return Observation(stamp_s=1.0, cameras=[cam], proprio=np.zeros(8, np.float32), instruction="reach the block")
+
+
+def test_save_load_infer_identical(tmp_path):
+    policy = build()
+    save_checkpoint(policy, tmp_path / "ck")
+    loaded = load_policy(tmp_path / "ck")
+    obs = observation()
+    torch.manual_seed(5)
+    a = policy.infer(obs)
+    torch.manual_seed(5)
+    b = loaded.infer(obs)
+    np.testing.assert_array_equal(a.position_m, b.position_m)
+    np.testing.assert_array_equal(a.gripper, b.gripper)
+    assert a.position_m.shape == (policy.config.horizon, 1, 3)
+
+
+# --- openpi's layout, derived from transformers' classes + openpi's module names ----------------------------------
+def openpi_paligemma_config(text: dict, vision: dict, vocab: int) -> PaliGemmaConfig:
+    """openpi `PaliGemmaWithExpertModel.__init__`: a default PaliGemma config with these text and vision widths."""
+    cfg = PaliGemmaConfig(text_config={"model_type": "gemma", "vocab_size": vocab, "hidden_size": text["width"],
+                                       "intermediate_size": text["mlp_dim"], "num_attention_heads": text["num_heads"],
+                                       "head_dim": text["head_dim"], "num_hidden_layers": text["depth"],
+                                       "num_key_value_heads": text["num_kv_heads"]},
+                          vision_config={"model_type": "siglip_vision_model", **vision, "vision_use_head": False,
+                                         "projection_dim": text["width"]},
+                          projection_dim=text["width"])
+    return cfg
+
+
+def openpi_module(text: dict, expert: dict, vision: dict, vocab: int, action_dim: int) -> nn.Module:
+    """openpi `PI0Pytorch` (π0, not π0.5) as its converter saves it, from transformers' classes."""
+    root, pwe = nn.Module(), nn.Module()
+    pwe.paligemma = PaliGemmaForConditionalGeneration(openpi_paligemma_config(text, vision, vocab))
+    pwe.gemma_expert = GemmaForCausalLM(GemmaConfig(
+        head_dim=expert["head_dim"], hidden_size=expert["width"], intermediate_size=expert["mlp_dim"],
+        num_attention_heads=expert["num_heads"], num_hidden_layers=expert["depth"],
+        num_key_value_heads=expert["num_kv_heads"], vocab_size=vocab))
+    pwe.gemma_expert.model.embed_tokens = None
+    root.paligemma_with_expert = pwe
+    w = expert["width"]
+    root.action_in_proj = nn.Linear(action_dim, w)
+    root.action_out_proj = nn.Linear(w, action_dim)
+    root.state_proj = nn.Linear(action_dim, w)
+    root.action_time_mlp_in = nn.Linear(2 * w, w)
+    root.action_time_mlp_out = nn.Linear(w, w)
+    return root
+
+
+def saved_layout(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors `safetensors.torch.save_model` writes: of parameters shared under several names (tied
+    weights) only the alphabetically first name; openpi's transformers 4.53 nests SigLIP as `vision_model.*`,
+    which transformers >= 5 dropped, so that level is put back."""
+    groups = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    out = {}
+    for names in groups.values():
+        name = sorted(names)[0]
+        out[name.replace("paligemma.model.vision_tower.", "paligemma.model.vision_tower.vision_model.")] = \
+            dict(module.named_parameters(remove_duplicate=False))[name]
+    return out
+
+
+def widths(variant):
+    return dict(zip(("width", "depth", "mlp_dim", "num_heads", "num_kv_heads", "head_dim"), GEMMA_VARIANTS[variant]))
+
+
+def test_paper_scale_keys_and_shapes_equal_the_openpi_pi0_base_checkpoint():
+    vision = {"hidden_size": 1152, "num_hidden_layers": 27, "num_attention_heads": 16, "intermediate_size": 4304,
+              "patch_size": 14, "image_size": 224}
+    with torch.device("meta"):
+        ref = openpi_module(widths("gemma_2b"), widths("gemma_300m"), vision, VOCAB, 32)
+        expected = {k: tuple(v.shape) for k, v in saved_layout(ref).items()}
+        cfg = tiny_config("pi0", image_size=224, method_args={"tokenizer": "bytes"})  # paper widths by default
+        ours = released_layout(make_policy(cfg, None, external_weights=False))
+    assert "paligemma_with_expert.paligemma.lm_head.weight" in expected  # the tied embedding's saved name
+    assert "paligemma_with_expert.gemma_expert.lm_head.weight" in expected
+    assert not [k for k in set(expected) ^ set(ours)], sorted(set(expected) ^ set(ours))[:10]
+    wrong = [k for k in expected if expected[k] != ours[k]]
+    assert not wrong, wrong[:10]
+    assert expected["paligemma_with_expert.paligemma.model.vision_tower.vision_model.embeddings.position_embedding"
+                    ".weight"] == (256, 1152)
+    assert expected["action_time_mlp_in.weight"] == (1024, 2048)
+    # SigLIP 27 x 16 + 5, projector 2, each Gemma 18 x 9 + norm + lm_head, 5 Linear x 2
+    assert len(expected) == len(ours) == 27 * 16 + 5 + 2 + 2 * (18 * 9 + 2) + 10
+
+
+TINY_VISION = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+               "patch_size": 16}
+
+
+def write_openpi_folder(d, vocab=300, action_dim=32, seed=0):
+    """A tiny-width π0 in openpi's PyTorch layout: model.safetensors + config.json + assets norm stats."""
+    torch.manual_seed(seed)
+    ref = openpi_module(widths("dummy"), widths("dummy"), {**TINY_VISION, "image_size": 32}, vocab, action_dim)
+    tensors = {k: v.detach().clone().contiguous() for k, v in saved_layout(ref).items()}
+    d.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(d / "model.safetensors"))
+    (d / "config.json").write_text(json.dumps({"action_dim": action_dim, "action_horizon": 50,
+                                               "paligemma_variant": "dummy", "action_expert_variant": "dummy",
+                                               "precision": "float32"}))
+    (d / "assets" / "my_robot").mkdir(parents=True)
+    stats = {k: {"mean": [0.1] * 9, "std": [2.0] * 9, "q01": [-1.0] * 9, "q99": [1.0] * 9} for k in ("state", "actions")}
+    (d / "assets" / "my_robot" / "norm_stats.json").write_text(json.dumps({"norm_stats": stats}))
+    return tensors
+
+
+OPTIONS = {"camera_names": ["front"], "proprio_dim": 8, "horizon": 4, "image_size": 32,
+           "method_args": {"vision": TINY_VISION, "vocab_size": 300, "tokenizer": "bytes", "max_token_len": 16}}
+
+
+def test_tiny_openpi_folder_loads_key_for_key_through_the_real_loader(tmp_path):
+    tensors = write_openpi_folder(tmp_path / "pi0")
+    assert is_released(tmp_path / "pi0")
+    policy = load_policy(tmp_path / "pi0", "cpu", OPTIONS)
+    own = policy.state_dict()
+    for k, v in tensors.items():
+        if k == "paligemma_with_expert.paligemma.lm_head.weight":
+            k = "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight"
+        if k != "paligemma_with_expert.gemma_expert.lm_head.weight":
+            torch.testing.assert_close(own[k], v, rtol=0, atol=0)
+    assert policy.norm_stats.stats["action"].dim == 7 and policy.norm_stats.mode == "mean_std"
+    chunk = policy.infer(observation())
+    assert chunk.position_m.shape == (4, 1, 3) and np.isfinite(chunk.position_m).all()
+
+
+def test_a_missing_or_misshaped_key_is_named(tmp_path):
+    tensors = write_openpi_folder(tmp_path / "pi0")
+    del tensors["state_proj.bias"]
+    tensors["action_out_proj.weight"] = torch.zeros(5, 64)
+    save_file(tensors, str(tmp_path / "pi0" / "model.safetensors"))
+    with pytest.raises(Pi0CheckpointError, match="state_proj.bias.*action_out_proj.weight"):
+        load_policy(tmp_path / "pi0", "cpu", OPTIONS)
+
+
+def test_base_weights_start_training_and_wrong_widths_are_named(tmp_path):
+    tensors = write_openpi_folder(tmp_path / "pi0")
+    args = {**OPTIONS["method_args"], "paligemma": widths("dummy"), "action_expert": widths("dummy"),
+            "base_weights": str(tmp_path / "pi0")}
+    cfg = tiny_config("pi0", image_size=32, method_args=args)
+    policy = make_policy(cfg, synthetic_norm_stats(cfg))
+    torch.testing.assert_close(policy.state_proj.weight, tensors["state_proj.weight"], rtol=0, atol=0)
+    cfg = tiny_config("pi0", image_size=32, method_args={**args, "action_dim": 16})
+    with pytest.raises(Pi0CheckpointError, match="action_dim"):
+        make_policy(cfg, None)
+
+
+def test_several_norm_stats_need_an_asset_id(tmp_path):
+    write_openpi_folder(tmp_path / "pi0")
+    other = tmp_path / "pi0" / "assets" / "other"
+    other.mkdir()
+    (other / "norm_stats.json").write_text((tmp_path / "pi0/assets/my_robot/norm_stats.json").read_text())
+    with pytest.raises(Pi0CheckpointError, match="asset_id"):
+        load_policy(tmp_path / "pi0", "cpu", OPTIONS)
+    assert load_policy(tmp_path / "pi0", "cpu", {**OPTIONS, "asset_id": "other"}) is not None
