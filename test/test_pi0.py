@@ -183,7 +183,8 @@ def write_openpi_folder(d, vocab=300, action_dim=32, seed=0):
                                                "paligemma_variant": "dummy", "action_expert_variant": "dummy",
                                                "precision": "float32"}))
     (d / "assets" / "my_robot").mkdir(parents=True)
-    stats = {k: {"mean": [0.1] * 9, "std": [2.0] * 9, "q01": [-1.0] * 9, "q99": [1.0] * 9} for k in ("state", "actions")}
+    stats = {k: {"mean": [0.1] * 9, "std": [2.0] * 9, "q01": [-1.0] * 9, "q99": [1.0] * 9}
+             for k in ("state", "actions")}
     (d / "assets" / "my_robot" / "norm_stats.json").write_text(json.dumps({"norm_stats": stats}))
     return tensors
 

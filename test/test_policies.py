@@ -37,7 +37,7 @@ def observation(depth=True, pose=True, seed=0, stamp_s=12.5):
 
 
 def test_methods_are_found_by_name_and_a_new_one_registers_without_touching_the_factory():
-    assert available_methods() == sorted(METHODS)
+    assert available_methods() == sorted(METHODS + ["pi0"])  # pi0 (stochastic flow matching): test_pi0.py
     base = policy_class("baseline")
 
     @register_policy

@@ -148,5 +148,6 @@ class Pi0Config:
         check(self.tokenizer != "bytes" or self.vocab_size >= 259, "vocab_size", self.vocab_size,
               "the bytes tokenizer needs >= 259 ids")
         check_range("image_slots", self.image_slots, 0, 16)
-        check(not self.spatial_forcing.enabled or 0 <= self.spatial_forcing.align_layer <= p.depth, "spatial_forcing.align_layer",
-              self.spatial_forcing.align_layer, f"expected 0..{p.depth} (paligemma.depth)")
+        sf = self.spatial_forcing
+        check(not sf.enabled or 0 <= sf.align_layer <= p.depth, "spatial_forcing.align_layer", sf.align_layer,
+              f"expected 0..{p.depth} (paligemma.depth)")

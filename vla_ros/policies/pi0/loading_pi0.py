@@ -103,7 +103,8 @@ def _check_widths(policy, cfg: dict, where: str) -> None:
         except ValueError as exc:
             raise Pi0CheckpointError(f"{where}: {exc}") from None
         if w != getattr(a, field):
-            raise Pi0CheckpointError(f"{where}: {field} is openpi's {variant!r} {w}, the config has {getattr(a, field)}")
+            raise Pi0CheckpointError(f"{where}: {field} is openpi's {variant!r} {w}, "
+                                     f"the config has {getattr(a, field)}")
     if int(cfg["action_dim"]) != a.action_dim:
         raise Pi0CheckpointError(f"{where}: action_dim {cfg['action_dim']}, the config has {a.action_dim}")
 

@@ -1,5 +1,5 @@
 """π0 inputs as openpi prepares them: images resized with padding to the model size and scaled to [-1, 1] (plus
-the training augmentations), the prompt tokenised with PaliGemma's tokenizer (BOS + cleaned text + "\\n", padded
+the training augmentations), the prompt tokenised with PaliGemma's tokenizer (BOS + cleaned text + a newline, padded
 to max_token_len with a mask), state and actions zero-padded to the model's action_dim; the flow-matching time
 embedding and the attention masks (openpi `pi0_pytorch.py`, `preprocessing_pytorch.py`, `image_tools.py`,
 `tokenizer.py`)."""
@@ -64,7 +64,7 @@ def augment_image(image: torch.Tensor, geometric: bool, generator: torch.Generat
 
 class PromptTokenizer:
     """PaliGemma prompt tokens as openpi's `PaligemmaTokenizer` (π0 format): strip, '_' and newlines -> spaces,
-    BOS + tokens + tokens("\\n"), right-padded with 0 to `max_len` (or cut to it) with a True-for-real mask.
+    BOS + tokens + tokens(newline), right-padded with 0 to `max_len` (or cut to it) with a True-for-real mask.
 
     Args:
         kind: "sentencepiece" (a local `paligemma_tokenizer.model`, needs the sentencepiece package, or an HF
