@@ -237,3 +237,55 @@ def test_several_norm_stats_need_an_asset_id(tmp_path):
     with pytest.raises(Pi0CheckpointError, match="asset_id"):
         load_policy(tmp_path / "pi0", "cpu", OPTIONS)
     assert load_policy(tmp_path / "pi0", "cpu", {**OPTIONS, "asset_id": "other"}) is not None
+
+
+def test_lora_adapts_both_stacks_with_openpi_ranks_and_freezes_their_weights(tmp_path):
+    pytest.importorskip("peft")
+    policy = build(lora={"enabled": True})
+    names = {n: p for n, p in policy.named_parameters()}
+    a_pg = names["paligemma_with_expert.paligemma.model.language_model.layers.0.self_attn.q_proj.lora_A.default.weight"]
+    a_ex = names["paligemma_with_expert.gemma_expert.model.layers.1.mlp.down_proj.lora_A.default.weight"]
+    assert a_pg.shape[0] == 16 and a_ex.shape[0] == 32  # gemma_2b_lora rank 16, gemma_300m_lora rank 32
+    lora = [n for n in names if "lora_" in n]
+    assert len(lora) == 2 * 2 * 2 * 7  # 2 stacks x 2 layers x (A, B) x 7 projections
+    frozen = {n for n, p in names.items() if not p.requires_grad}
+    assert "paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight" in frozen
+    assert "paligemma_with_expert.gemma_expert.model.layers.0.self_attn.q_proj.base_layer.weight" in frozen
+    assert not any("vision_tower" in n or "lora_" in n or n.startswith("state_proj") for n in frozen)
+    before = {n: p.detach().clone() for n, p in names.items()}
+    batch = synthetic_batch(policy.config, 2, seed=0)
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-2)
+    loss, _ = policy.compute_loss(batch)
+    loss.backward()
+    opt.step()
+    assert all(torch.equal(before[n], names[n]) for n in frozen)
+    assert not torch.equal(before[lora[0]], names[lora[0]])
+    save_checkpoint(policy, tmp_path / "ck")
+    loaded = load_policy(tmp_path / "ck")
+    torch.testing.assert_close(loaded.state_dict()[lora[0]], names[lora[0]].detach())
+
+
+def test_vla_ros_train_fine_tunes_pi0_from_base_weights_with_spatial_forcing(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    tensors = write_openpi_folder(tmp_path / "base")
+    args = {**OPTIONS["method_args"], "paligemma": widths("dummy"), "action_expert": widths("dummy"),
+            "base_weights": str(tmp_path / "base"),
+            "spatial_forcing": {"enabled": True, "align_layer": 2, "teacher": {
+                "embed_dim": 32, "heads": 2, "depth": 1, "patch_size": 16, "img_size": 32, "dino_depth": 1,
+                "depth_input": False, "pose_input": False}}}
+    cfg = {"policy": {"method": "pi0", "image_size": 32, "horizon": 4, "method_args": args},
+           "out": str(tmp_path / "run"), "steps": 3, "batch_size": 2, "eval_every": 3, "ckpt_every": 3}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "vla_ros.cli", "train", "--config", str(tmp_path / "train.yaml"),
+                          "--no-progress"], capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert last["step"] == 3 and "align_loss" in last and np.isfinite(last["val_loss"])
+    policy = load_policy(tmp_path / "run" / "checkpoint")
+    assert policy.args.spatial_forcing.enabled and not policy._teacher
+    moved = policy.state_dict()["state_proj.weight"]
+    assert moved.shape == tensors["state_proj.weight"].shape and not torch.equal(moved, tensors["state_proj.weight"])

@@ -95,6 +95,24 @@ class Pi0SpatialForcing:
 
 
 @dataclass
+class Pi0Lora:
+    """LoRA fine-tuning (openpi's gemma_2b_lora / gemma_300m_lora variants; needs peft). Args:
+    enabled: adapters on both Gemma stacks, their own weights frozen (see lora_pi0.py).
+    paligemma_rank, paligemma_alpha: 16, 16. expert_rank, expert_alpha: 32, 32.
+    """
+
+    enabled: bool = False
+    paligemma_rank: int = 16
+    paligemma_alpha: float = 16.0
+    expert_rank: int = 32
+    expert_alpha: float = 32.0
+
+    def __post_init__(self):
+        check_range("paligemma_rank", self.paligemma_rank, 1, 4096)
+        check_range("expert_rank", self.expert_rank, 1, 4096)
+
+
+@dataclass
 class Pi0Config:
     """Args:
     paligemma: the prefix Gemma (gemma_2b). action_expert: the suffix Gemma (gemma_300m); same depth, heads,
@@ -115,6 +133,7 @@ class Pi0Config:
     augment: openpi's training augmentations (random 95% crop + resize and +-5 deg rotation on non-wrist
         cameras, brightness/contrast/saturation on all); with Spatial Forcing the geometric ones are off, as in
         openpi-SF.
+    lora: see Pi0Lora.
     spatial_forcing: see Pi0SpatialForcing.
     """
 
@@ -133,6 +152,7 @@ class Pi0Config:
     base_weights: str = ""
     image_slots: int = 0
     augment: bool = True
+    lora: Pi0Lora = field(default_factory=Pi0Lora)
     spatial_forcing: Pi0SpatialForcing = field(default_factory=Pi0SpatialForcing)
 
     def __post_init__(self):

@@ -78,6 +78,10 @@ class Pi0Policy(Policy):
             from vla_ros.policies.pi0.loading_pi0 import load_openpi_weights
 
             load_openpi_weights(self, args.base_weights)
+        if args.lora.enabled:
+            from vla_ros.policies.pi0.lora_pi0 import apply_lora
+
+            apply_lora(self, args.lora)
         self.paligemma_with_expert.set_precision(args.dtype)
 
     # --- inputs -------------------------------------------------------------------------------------
@@ -85,10 +89,11 @@ class Pi0Policy(Policy):
     def n_image_tokens(self) -> int:
         return (self.config.image_size // self.args.vision.patch_size) ** 2
 
-    def _images(self, batch: dict, train: bool) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor]]:
+    def _images(self, batch: dict, train: bool, clean_too: bool = False
+                ) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor]]:
         """Per slot: (B, 3, S, S) in [-1, 1] (resized with pad, augmented in training), the (B, slots) mask of
-        real images, and each slot's un-augmented [0, 1] image with padding white (Spatial Forcing's teacher
-        input) and its pixel padding mask."""
+        real images, and (if `clean_too`) each slot's un-augmented [0, 1] image with padding white (Spatial
+        Forcing's teacher input) and its pixel padding mask."""
         rgb = batch["rgb"]
         B, S = rgb.shape[:2]
         size = self.config.image_size
@@ -102,15 +107,15 @@ class Pi0Policy(Policy):
             else:
                 img = -torch.ones(B, 3, size, size, device=rgb.device)
                 pm = torch.ones(B, size, size, dtype=torch.bool, device=rgb.device)
-            if train:
+            if clean_too:
                 c = (img / 2.0 + 0.5).clone()
                 c[~pm[:, None].expand_as(c)] = 1.0
                 c[(img == -1).flatten(1).all(1)] = 1.0  # an empty (black) image becomes white, as openpi-SF
                 clean.append(c)
                 pad_masks.append(pm)
-                if self.args.augment:
-                    name = self.config.camera_names[s] if s < S else ""
-                    img = augment_image(img, geometric="wrist" not in name and not sf_on)
+            if train and self.args.augment:
+                name = self.config.camera_names[s] if s < S else ""
+                img = augment_image(img, geometric="wrist" not in name and not sf_on)
             images.append(img)
         slot_valid = torch.zeros(B, self.n_slots, dtype=torch.bool, device=rgb.device)
         slot_valid[:, :S] = valid
@@ -176,7 +181,8 @@ class Pi0Policy(Policy):
     def encode(self, batch: dict, modalities: tuple[str, ...], training: bool = False) -> dict:
         """The training forward: flow-matching velocity for a sampled t and noise, and the prefix hidden states
         at the Spatial Forcing layer."""
-        images, slot_valid, clean = self._images(batch, training)
+        sf = self.args.spatial_forcing
+        images, slot_valid, clean = self._images(batch, training, clean_too=sf.enabled)
         tokens, tmask = self.tokenizer(batch["instruction"], batch["rgb"].device)
         state = self._state(batch)
         actions = self.normalize_actions(batch["action"])
@@ -194,7 +200,6 @@ class Pi0Policy(Policy):
         pad = torch.cat([pre_pad, suf_pad], 1)
         mask = make_att_2d_masks(pad, torch.cat([pre_ar, suf_ar], 1))
         pos = torch.cumsum(pad.long(), 1) - 1
-        sf = self.args.spatial_forcing
         (_, out), _, hidden = self.paligemma_with_expert(
             [pre.to(dtype), suf.to(dtype)], mask, pos, hidden_layer=sf.align_layer if sf.enabled else None)
         v_t = self.action_out_proj(out[:, -actions.shape[1]:].float())
