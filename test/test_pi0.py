@@ -204,6 +204,12 @@ def test_tiny_openpi_folder_loads_key_for_key_through_the_real_loader(tmp_path):
         if k != "paligemma_with_expert.gemma_expert.lm_head.weight":
             torch.testing.assert_close(own[k], v, rtol=0, atol=0)
     assert policy.norm_stats.stats["action"].dim == 7 and policy.norm_stats.mode == "mean_std"
+    # openpi's z-score on every dim (mean 0.1, std 2 in the file), zero-padded to action_dim 32
+    state = policy._state({"proprio": torch.zeros(1, 8)})
+    torch.testing.assert_close(state, torch.cat([torch.full((1, 8), -0.1 / (2 + 1e-6)), torch.zeros(1, 24)], 1))
+    raw = policy.unnormalize_actions(torch.ones(1, 4, 32))
+    torch.testing.assert_close(raw[..., :6], torch.full((1, 4, 1, 6), 2.1 + 1e-6))
+    assert float(raw[..., 6].max()) == 1.0  # the gripper clamped to [0, 1]
     chunk = policy.infer(observation())
     assert chunk.position_m.shape == (4, 1, 3) and np.isfinite(chunk.position_m).all()
 

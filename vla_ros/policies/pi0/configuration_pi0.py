@@ -123,6 +123,10 @@ class Pi0Config:
     max_token_len: prompt tokens (48 for π0). num_steps: Euler denoising steps at inference (10).
     time_beta: Beta(a, b) of the training time t (1.5, 1), scaled to [0.001, 1].
     norm_mode: "mean_std" (π0's z-score) or "q01_q99" (π0.5's quantiles).
+    norm_all_dims: z-score every action and state dim as openpi does (True), or follow the stats' mask (vla_ros
+        stats computed from bags leave the grippers, already in [0, 1], unnormalised).
+    mask_padded_steps: leave the chunk steps past an episode's end (the batch's action_pad) out of the loss
+        (a departure: openpi's loss has no mask; False restores it).
     dtype: "float32", or "bfloat16" as openpi runs it (patch/position embeddings and RMSNorms kept in float32).
     tokenizer: "sentencepiece" (PaliGemma's `paligemma_tokenizer.model` or an HF tokenizer.json at
         tokenizer_path, local files only) or "bytes" (UTF-8 bytes + 3, BOS 2; tiny test models only).
@@ -146,6 +150,8 @@ class Pi0Config:
     num_steps: int = 10
     time_beta: list[float] = field(default_factory=lambda: [1.5, 1.0])
     norm_mode: Literal["mean_std", "q01_q99"] = "mean_std"
+    norm_all_dims: bool = True
+    mask_padded_steps: bool = True
     dtype: Literal["float32", "bfloat16"] = "float32"
     tokenizer: Literal["sentencepiece", "bytes"] = "sentencepiece"
     tokenizer_path: str = ""

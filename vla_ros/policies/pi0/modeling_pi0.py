@@ -35,6 +35,7 @@ from vla_ros.policies.pi0.processing_pi0 import (
     sinusoidal_time_embedding,
 )
 
+NORM_EPS = 1e-6  # openpi's
 TINY_GEMMA = {"depth": 2, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16}
 
 
@@ -121,26 +122,30 @@ class Pi0Policy(Policy):
         slot_valid[:, :S] = valid
         return images, slot_valid, list(zip(clean, pad_masks))
 
+    def _norm(self, key: str, x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """openpi's Normalize / Unnormalize: z-score (x - mean) / (std + 1e-6) of every dim (norm_all_dims), or the
+        stats' own rule (vla_ros stats leave the grippers, already in [0, 1], as they are)."""
+        ns = self.norm_stats
+        if ns is None or key not in ns.stats:
+            return x
+        if self.args.norm_all_dims and self.args.norm_mode == "mean_std":
+            s = ns.stats[key]
+            mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (s.mean, s.std))
+            return x * (std + NORM_EPS) + mean if inverse else (x - mean) / (std + NORM_EPS)
+        return ns.unnormalize(key, x, self.args.norm_mode) if inverse else ns.normalize(key, x, self.args.norm_mode)
+
     def _state(self, batch: dict) -> torch.Tensor:
-        x = batch["proprio"].float()
-        if self.norm_stats is not None and "proprio" in self.norm_stats.stats:
-            x = self.norm_stats.normalize("proprio", x, self.args.norm_mode)
-        return pad_to_dim(x, self.args.action_dim)
+        return pad_to_dim(self._norm("proprio", batch["proprio"].float()), self.args.action_dim)
 
     def normalize_actions(self, action: torch.Tensor) -> torch.Tensor:
         """(B, T, A, 7) raw -> (B, T, action_dim) normalised, zero-padded."""
         B, T = action.shape[:2]
-        flat = action.reshape(B, T, -1).float()
-        if self.norm_stats is not None:
-            flat = self.norm_stats.normalize("action", flat, self.args.norm_mode)
-        return pad_to_dim(flat, self.args.action_dim)
+        return pad_to_dim(self._norm("action", action.reshape(B, T, -1).float()), self.args.action_dim)
 
     def unnormalize_actions(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, action_dim) -> (B, T, A, 7) raw; grippers clamped to [0, 1]."""
         B, T = x.shape[:2]
-        flat = x[..., :self.config.action_dim].float()
-        if self.norm_stats is not None:
-            flat = self.norm_stats.unnormalize("action", flat, self.args.norm_mode)
+        flat = self._norm("action", x[..., :self.config.action_dim].float(), inverse=True)
         out = flat.reshape(B, T, len(self.config.arm_names), 7)
         return torch.cat([out[..., :6], out[..., 6:].clamp(0, 1)], -1)
 
@@ -209,7 +214,9 @@ class Pi0Policy(Policy):
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         feats = self.encode(batch, (), training=self.training)
         err = F.mse_loss(feats["v_t"], feats["u_t"], reduction="none").mean(-1)  # (B, T)
-        keep = ~batch["action_pad"].bool() if "action_pad" in batch else torch.ones_like(err, dtype=torch.bool)
+        keep = torch.ones_like(err, dtype=torch.bool)
+        if self.args.mask_padded_steps and "action_pad" in batch:
+            keep = ~batch["action_pad"].bool()
         loss = (err * keep).sum() / keep.sum().clamp(min=1)
         metrics = {"action_loss": float(loss.detach())}
         total = loss
