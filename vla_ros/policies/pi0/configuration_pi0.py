@@ -132,7 +132,8 @@ class Pi0Config:
         tokenizer_path, local files only) or "bytes" (UTF-8 bytes + 3, BOS 2; tiny test models only).
     base_weights: a folder in openpi's PyTorch layout (model.safetensors + config.json) whose weights start
         training ('' = random init).
-    image_slots: image inputs of the prefix (0 = one per camera); extra slots are black and masked out, as
+    image_slots: image inputs of the prefix: 3 as openpi's π0 (base_0_rgb, left_wrist_0_rgb, right_wrist_0_rgb;
+        list camera_names in that order), 0 = one per camera. Slots without a camera are black and masked out, as
         openpi fills a robot's missing cameras.
     augment: openpi's training augmentations (random 95% crop + resize and +-5 deg rotation on non-wrist
         cameras, brightness/contrast/saturation on all); with Spatial Forcing the geometric ones are off, as in
@@ -156,7 +157,7 @@ class Pi0Config:
     tokenizer: Literal["sentencepiece", "bytes"] = "sentencepiece"
     tokenizer_path: str = ""
     base_weights: str = ""
-    image_slots: int = 0
+    image_slots: int = 3
     augment: bool = True
     lora: Pi0Lora = field(default_factory=Pi0Lora)
     spatial_forcing: Pi0SpatialForcing = field(default_factory=Pi0SpatialForcing)
