@@ -295,3 +295,53 @@ def test_vla_ros_train_fine_tunes_pi0_from_base_weights_with_spatial_forcing(tmp
     assert policy.args.spatial_forcing.enabled and not policy._teacher
     moved = policy.state_dict()["state_proj.weight"]
     assert moved.shape == tensors["state_proj.weight"].shape and not torch.equal(moved, tensors["state_proj.weight"])
+
+
+def test_layer_loop_on_one_stack_equals_transformers_gemma_model():
+    """The shared-attention loop, run on the prefix stack alone with a causal mask, is transformers' Gemma."""
+    from vla_ros.policies.pi0.processing_pi0 import make_att_2d_masks
+
+    policy = build().eval()
+    pwe = policy.paligemma_with_expert
+    x = torch.randn(2, 7, policy.args.paligemma.width)
+    pad = torch.ones(2, 7, dtype=torch.bool)
+    mask = make_att_2d_masks(pad, torch.ones(2, 7, dtype=torch.bool))
+    pos = torch.arange(7)[None].expand(2, -1)
+    with torch.no_grad():
+        (ours, _), _, _ = pwe([x, None], mask, pos)
+        theirs = pwe.language_model(inputs_embeds=x, position_ids=pos).last_hidden_state
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_two_stacks_with_equal_weights_equal_one_stack_over_the_joined_sequence():
+    """Expert = a copy of the prefix Gemma: the joint pass over [prefix, suffix] is one Gemma over the concat."""
+    from vla_ros.policies.pi0.processing_pi0 import make_att_2d_masks
+
+    same = {"width": 64, "mlp_dim": 128, "depth": 2, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16}
+    policy = build(action_expert=same).eval()
+    pwe = policy.paligemma_with_expert
+    own = pwe.language_model.state_dict()
+    pwe.gemma_expert.model.load_state_dict({k: v for k, v in own.items() if not k.startswith("embed_tokens")})
+    pre, suf = torch.randn(1, 5, 64), torch.randn(1, 3, 64)
+    pad = torch.ones(1, 8, dtype=torch.bool)
+    ar = torch.tensor([[0, 0, 0, 0, 0, 1, 1, 0]], dtype=torch.bool)  # π0's prefix-LM blocks
+    mask = make_att_2d_masks(pad, ar)
+    pos = torch.arange(8)[None]
+    with torch.no_grad():
+        (p_out, s_out), _, _ = pwe([pre, suf], mask, pos)
+        (joined, _), _, _ = pwe([torch.cat([pre, suf], 1), None], mask, pos)
+    torch.testing.assert_close(torch.cat([p_out, s_out], 1), joined, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_keeps_openpis_float32_parameters_and_runs():
+    policy = build(dtype="bfloat16")
+    dtypes = {n: p.dtype for n, p in policy.paligemma_with_expert.named_parameters()}
+    f32 = sorted(n for n, d in dtypes.items() if d == torch.float32)
+    assert all(any(s in n for s in ("patch_embedding", "position_embedding", "layernorm", "model.norm"))
+               for n in f32) and f32
+    assert dtypes["paligemma.model.language_model.layers.0.self_attn.q_proj.weight"] == torch.bfloat16
+    assert dtypes["paligemma.model.language_model.layers.0.input_layernorm.weight"] == torch.float32
+    batch = synthetic_batch(policy.config, 2, seed=0)
+    loss, _ = policy.compute_loss(batch)
+    assert torch.isfinite(loss)
+    assert policy.eval().sample_actions(batch).dtype == torch.float32
