@@ -1,5 +1,5 @@
-"""π0 end to end over DDS with the Franka config: synthetic sensor topics -> policy node (a tiny π0 checkpoint)
--> ActionChunk -> executor -> the Franka adapter's target pose."""
+"""π0 end to end over DDS with the Franka, WidowX and AgileX configs: synthetic sensor topics -> policy node (a
+tiny π0 checkpoint) -> ActionChunk -> executor -> the robot adapter's command topic."""
 import time
 
 import numpy as np
@@ -12,6 +12,12 @@ from vla_ros.ros.synthetic_robot import tiny_checkpoint
 from vla_ros.runtime_config import load_runtime_config
 
 pytestmark = pytest.mark.ros
+
+ADAPTER_MSG = {
+    "franka": ("geometry_msgs.msg", "PoseStamped"),
+    "widowx": ("interbotix_xs_msgs.msg", "JointGroupCommand"),
+    "agilex": ("piper_msgs.msg", "PosCmd"),
+}
 
 
 def run_for(ctx, robot_node, fake, until, timeout_s=60.0):
@@ -29,30 +35,43 @@ def run_for(ctx, robot_node, fake, until, timeout_s=60.0):
     return until()
 
 
-def test_pi0_end_to_end_on_franka(tmp_path, ros_context, robot_interfaces):
-    from geometry_msgs.msg import PoseStamped
+@pytest.mark.parametrize("robot", ["franka", "widowx", "agilex"])
+def test_pi0_end_to_end(robot, tmp_path, ros_context, robot_interfaces):
+    import importlib
 
     from vla_ros.msg import ActionChunk
     from vla_ros.ros.launch_set import RobotStack
 
-    cfg = load_runtime_config("franka")
+    cfg = load_runtime_config(robot)
     ckpt = tiny_checkpoint(tmp_path, cfg, method="pi0")
-    robot_node = rclpy.create_node("fake_franka_pi0", context=ros_context)
+    mod, name = ADAPTER_MSG[robot]
+    msg_type = getattr(importlib.import_module(mod), name)
+    robot_node = rclpy.create_node(f"fake_{robot}_pi0", context=ros_context)
     fake = FakeRobot(robot_node, cfg)
-    commands, chunks = [], []
-    robot_node.create_subscription(PoseStamped, cfg.adapter.command_topics[0], commands.append, 50)
+    commands, chunks = {t: [] for t in cfg.adapter.command_topics}, []
+    for topic in cfg.adapter.command_topics:
+        robot_node.create_subscription(msg_type, topic, commands[topic].append, 50)
     robot_node.create_subscription(ActionChunk, cfg.policy.chunk_topic, chunks.append, 50)
     stack = RobotStack(cfg, checkpoint=ckpt, actuate=True, context=ros_context, device="cpu")
     try:
         assert stack.start(), stack.policy.last_error
-        ok = run_for(ros_context, robot_node, fake, lambda: len(chunks) >= 3 and len(commands) >= 3)
-        assert ok, f"chunks {len(chunks)}, commands {len(commands)}, reasons {stack.policy.last_reasons}"
+        ok = run_for(ros_context, robot_node, fake,
+                     lambda: len(chunks) >= 3 and all(len(v) >= 3 for v in commands.values()))
+        assert ok, f"chunks {len(chunks)}, commands { {k: len(v) for k, v in commands.items()} }, " \
+                   f"reasons {stack.policy.last_reasons}"
     finally:
         stack.stop()
         robot_node.destroy_node()
     c = chunks[-1]
     assert c.method == "pi0" and list(c.modalities) == ["rgb"]  # π0 reads images, prompt and proprio
-    assert c.header.frame_id == cfg.observation.base_frame
+    assert c.header.frame_id == cfg.observation.base_frame and list(c.arm_names) == list(cfg.executor.arm_names)
     lo, hi = np.asarray(cfg.executor.safety.workspace_min_m), np.asarray(cfg.executor.safety.workspace_max_m)
-    p = commands[-1].pose.position
-    assert np.all(np.array([p.x, p.y, p.z]) >= lo - 1e-6) and np.all(np.array([p.x, p.y, p.z]) <= hi + 1e-6)
+    for msgs in commands.values():
+        m = msgs[-1]
+        if robot == "franka":
+            p = np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
+            assert np.all(p >= lo - 1e-6) and np.all(p <= hi + 1e-6)
+        elif robot == "widowx":
+            assert m.name == "arm" and len(m.cmd) == 6
+        else:
+            assert lo[0] - 1e-6 <= m.x <= hi[0] + 1e-6
