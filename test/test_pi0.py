@@ -345,3 +345,29 @@ def test_bfloat16_keeps_openpis_float32_parameters_and_runs():
     loss, _ = policy.compute_loss(batch)
     assert torch.isfinite(loss)
     assert policy.eval().sample_actions(batch).dtype == torch.float32
+
+
+def test_prompt_tokens_follow_openpis_paligemma_tokenizer(tmp_path):
+    """BOS + cleaned text + the newline's tokens, 0-padded to max_len with a mask, cut at max_len; read from a
+    sentencepiece model file (a small one trained here with PaliGemma's special ids: pad 0, eos 1, bos 2)."""
+    import io
+
+    spm = pytest.importorskip("sentencepiece")
+    from vla_ros.policies.pi0.processing_pi0 import PromptTokenizer
+
+    buf = io.BytesIO()
+    text = ["pick up the red cube", "put the cube in the bowl", "open the drawer", "close the drawer"] * 20
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_writer=buf, vocab_size=24, pad_id=0,
+                                   eos_id=1, bos_id=2, unk_id=3, user_defined_symbols=["\n"])
+    (tmp_path / "paligemma_tokenizer.model").write_bytes(buf.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+    tok = PromptTokenizer("sentencepiece", str(tmp_path), 48)
+    ids, mask = tok([" pick_up the\ncube "])
+    want = sp.encode("pick up the cube", add_bos=True) + sp.encode("\n")
+    assert want[0] == 2 and len(want) < 48
+    assert ids[0].tolist() == want + [0] * (48 - len(want))
+    assert mask[0].tolist() == [True] * len(want) + [False] * (48 - len(want))
+    ids, mask = PromptTokenizer("sentencepiece", str(tmp_path / "paligemma_tokenizer.model"), 3)(["open the drawer"])
+    assert ids[0].tolist() == want[:1] + sp.encode("open the drawer")[:2] and bool(mask.all())
+    with pytest.raises(ValueError, match="tokenizer_path"):
+        PromptTokenizer("sentencepiece", str(tmp_path / "absent"), 16)

@@ -20,7 +20,7 @@ def apply_lora(policy: nn.Module, cfg) -> None:
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
-        raise Pi0InputError("method_args.lora.enabled needs the peft package (pip install peft; pinned in "
+        raise Pi0InputError("method_args.lora.enabled needs the peft package (pip install .[pi0]; pinned in "
                             "requirements/constraints.txt)") from None
     lc = LoraConfig(r=cfg.paligemma_rank, lora_alpha=cfg.paligemma_alpha, target_modules=TARGETS, lora_dropout=0.0,
                     bias="none", rank_pattern={EXPERT: cfg.expert_rank}, alpha_pattern={EXPERT: cfg.expert_alpha})

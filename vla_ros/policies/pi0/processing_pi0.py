@@ -98,7 +98,7 @@ class PromptTokenizer:
                 import sentencepiece
             except ImportError:
                 raise Pi0InputError(f"{p}: reading a sentencepiece model needs the sentencepiece package "
-                                    "(pip install sentencepiece), or give PaliGemma's tokenizer.json") from None
+                                    "(pip install .[pi0]), or give PaliGemma's tokenizer.json") from None
             self._sp = sentencepiece.SentencePieceProcessor(model_file=str(p))
 
     def _encode(self, text: str, bos: bool) -> list[int]:
