@@ -371,3 +371,26 @@ def test_prompt_tokens_follow_openpis_paligemma_tokenizer(tmp_path):
     assert ids[0].tolist() == want[:1] + sp.encode("open the drawer")[:2] and bool(mask.all())
     with pytest.raises(ValueError, match="tokenizer_path"):
         PromptTokenizer("sentencepiece", str(tmp_path / "absent"), 16)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_train_pi0_with_lora_and_spatial_forcing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tiny_config("pi0")
+    args = dict(cfg.method_args, lora={"enabled": True}, spatial_forcing={**cfg.method_args["spatial_forcing"],
+                                                                         "enabled": True})
+    run = {"policy": {"method": "pi0", "horizon": 4, "method_args": args}, "out": str(tmp_path / "run"),
+           "steps": 2, "batch_size": 2, "eval_every": 2, "ckpt_every": 2}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(run))
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "vla_ros.cli", "train", "--config", str(tmp_path / "t.yaml"), "--no-progress"],
+                         capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["step"] == 2
+    assert load_policy(tmp_path / "run" / "checkpoint").args.lora.enabled

@@ -210,6 +210,9 @@ def load_released(path: Path, device: str, options: dict):
                                                                         else "float32"),
             "tokenizer_path": options.get("tokenizer_path", "")}
     args = _merge(args, options.get("method_args", {}))
+    if args.get("lora", {}).get("enabled"):
+        raise ConfigError("policy.load_options.method_args.lora: LoRA adapters are added for training; start one "
+                          "with method_args.base_weights in a train config (the trained checkpoint holds them)")
     pdata = {"method": "pi0", "name": options.get("name", path.name), "image_size": options.get("image_size", 224),
              "horizon": options.get("horizon", int(cfg["action_horizon"])), "modalities": "rgb", "method_args": args}
     for k in ("camera_names", "arm_names", "proprio_dim", "proprio_names", "dt_s", "action_reference",
