@@ -151,6 +151,8 @@ class Pi0Policy(Policy):
 
     # --- embeddings ---------------------------------------------------------------------------------
     def embed_prefix(self, images, slot_valid, tokens, token_mask):
+        """Args: images (per slot (B, 3, S, S) in [-1, 1]), slot_valid (B, slots), tokens / token_mask (B, L).
+        Returns the prefix embeddings (B, N, width), its real-token mask and its block starts (all 0: one block)."""
         pwe = self.paligemma_with_expert
         embs, pads = [], []
         for s, img in enumerate(images):
@@ -165,6 +167,8 @@ class Pi0Policy(Policy):
         return embs, pads, torch.zeros_like(pads)
 
     def embed_suffix(self, state, noisy_actions, t):
+        """Args: state (B, action_dim) normalised, noisy_actions (B, H, action_dim), t (B,). Returns the suffix
+        embeddings (B, 1 + H, expert width), its real-token mask and its block starts (state, first action)."""
         if self.state_proj.weight.dtype == torch.float32:
             state = state.float()
         state_emb = self.state_proj(state.to(self.state_proj.weight.dtype))[:, None]
