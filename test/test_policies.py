@@ -18,7 +18,8 @@ from vla_ros.training.checkpoint import CheckpointError
 from vla_ros.training.synthetic import fit_batch, synthetic_batch, synthetic_norm_stats
 
 METHODS = ["baseline", "falcon", "spatial_forcing", "spatialvla_legacy"]  # the trainable tiny look-alikes
-ALL_METHODS = sorted([*METHODS, "spatialvla"])  # + the reference SpatialVLA (test_spatialvla_reference.py)
+# + the reference SpatialVLA (test_spatialvla_reference.py) and pi0 (stochastic flow matching: test_pi0.py)
+ALL_METHODS = sorted([*METHODS, "spatialvla", "pi0"])
 
 
 def build(method, seed=0, **kw):

@@ -22,6 +22,7 @@ from vla_ros.policies.spatial_forcing.processing_spatial_forcing import (
     teacher_images,
 )
 from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel
+from vla_ros.policies.spatial_model.forcing import resample_teacher_tokens, vggt_input_images
 
 __all__ = ["SpatialForcingPolicy", "alignment_target", "cosine_alignment_loss", "sincos_2d"]
 
@@ -39,7 +40,7 @@ class SpatialForcingPolicy(BaselinePolicy):
         check(self.args.align_layer <= n_layers, "method_args.align_layer", self.args.align_layer,
               f"the VLM has {n_layers} layers")
         W, D = self.vlm.width, 2 * self.args.teacher.embed_dim
-        hidden = self.args.projector_hidden or 2 * W
+        hidden = self.args.projector_hidden or (2 * W if self.args.legacy_target else D)
         self.projector = nn.Sequential(nn.LayerNorm(W), nn.Linear(W, hidden), nn.GELU(), nn.Linear(hidden, D))
         self._teacher: list[EmbodiedSpatialModel] = []  # a list keeps it out of state_dict(), .to() and DDP
         self.teacher_load_report: tuple[list[str], list[str]] | None = None
@@ -66,10 +67,18 @@ class SpatialForcingPolicy(BaselinePolicy):
         teacher = self.teacher()
         tc = self.args.teacher
         with torch.no_grad():
-            layers, start = teacher.aggregator(teacher_images(batch["rgb"], tc.img_size))
-            g = tc.img_size // tc.patch_size
-            target = alignment_target(layers[-1][:, :, start:], (self.vlm.grid, self.vlm.grid), self.args.pe_scale,
-                                      (g, g))
+            if self.args.legacy_target:
+                layers, start = teacher.aggregator(teacher_images(batch["rgb"], tc.img_size))
+                g = tc.img_size // tc.patch_size
+                target = alignment_target(layers[-1][:, :, start:], (self.vlm.grid, self.vlm.grid),
+                                          self.args.pe_scale, (g, g))
+            else:
+                images = vggt_input_images(batch["rgb"], tc.img_size)
+                layers, start = teacher.aggregator(images)
+                hw = tuple(images.shape[-2:])
+                tokens = layers[-1][:, :, start:]
+                target = resample_teacher_tokens(tokens, (hw[0] // tc.patch_size, hw[1] // tc.patch_size), hw,
+                                                 tokens.shape[1] * self.vlm.grid ** 2, self.args.pe_scale)
         lo, hi = feats["vision_span"]
         student = self.projector(feats["hidden_states"][self.args.align_layer][:, lo:hi])
         align = cosine_alignment_loss(student, target.to(student.dtype))
