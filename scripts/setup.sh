@@ -37,7 +37,7 @@ if [ "$(cat "$VENV/.vla_ros_deps" 2>/dev/null)" != "$req_hash" ]; then
   : > "$VENV/pip.log"
   pipi --upgrade "pip>=23" wheel "setuptools<80"
   pipi -r requirements/ros.txt
-  pipi --no-build-isolation -e ".[policy,bags,sim,vision,test]" --config-settings editable_mode=compat
+  pipi --no-build-isolation -e ".[policy,bags,sim,vision,test,pi0]" --config-settings editable_mode=compat
   "$VPY" -c 'import rclpy, torch, rosbags, mujoco' || { echo "[setup] package install failed" >&2; exit 1; }
   echo "$req_hash" > "$VENV/.vla_ros_deps"
 fi
