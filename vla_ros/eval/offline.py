@@ -21,6 +21,7 @@ from vla_ros.core.constants import MODALITY_SETS, REF_ABSOLUTE, REF_DELTA_MEASUR
 from vla_ros.core.transforms import quat_angle_rad
 from vla_ros.data.bag_observations import BagObservations, replay
 from vla_ros.data.bags import Bag, BagError
+from vla_ros.data.prefetch import prefetch
 from vla_ros.data.recorded_actions import RecordedActions, RecordedActionsError, actions_in_bag
 
 DIMS = ("x", "y", "z", "rx", "ry", "rz", "gripper")
@@ -66,7 +67,8 @@ def run_policy(bag_path, cfg, policy, modalities: str, actions_source: str = "au
 
             bar = tqdm(total=total, desc=f"eval-bag {modalities}", unit="frame", dynamic_ncols=True)
         t0 = time.perf_counter()
-        for _, obs in replay(bag, feeder, actions, stride):
+        # Decoding and assembly run a few frames ahead on their own thread, overlapped with inference.
+        for _, obs in prefetch(replay(bag, feeder, actions, stride)):
             m0 = time.perf_counter()
             chunk = policy.infer(obs, MODALITY_SETS[modalities])
             run.model_s.append(time.perf_counter() - m0)
