@@ -76,7 +76,9 @@ class SyntheticRobot:
 
             pose = PoseStamped()
             pose.header.stamp, pose.header.frame_id = s_to_stamp(now), self.cfg.observation.base_frame
-            pose.pose.position.x, pose.pose.position.z = 0.5, 0.3
+            s = self.cfg.executor.safety  # a resting pose inside the robot's workspace box (x 0.5, z 0.3 if it fits)
+            p = np.clip([0.5, 0.0, 0.3], s.workspace_min_m, s.workspace_max_m)
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
             pose.pose.orientation.x, pose.pose.orientation.w = 1.0, 0.0  # tool pointing down
             self.ee.publish(pose)
         self.published.append(now)
