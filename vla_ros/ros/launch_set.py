@@ -16,12 +16,14 @@ class RobotStack:
     MultiThreadedExecutor in a background thread."""
 
     def __init__(self, config: RuntimeConfig | str, checkpoint: str = "", instruction: str = "", actuate: bool = False,
-                 context=None, threads: int = 4, device: str = ""):
+                 context=None, threads: int = 4, device: str = "", backend: str = "", url: str = "",
+                 api_key: str = ""):
         from vla_ros.ros.nodes.executor_node import ExecutorNode
         from vla_ros.ros.nodes.policy_node import PolicyNode
 
         cfg = load_runtime_config(config) if isinstance(config, str) else config
-        over = {k: v for k, v in {"checkpoint": checkpoint, "instruction": instruction, "device": device}.items() if v}
+        over = {k: v for k, v in {"checkpoint": checkpoint, "instruction": instruction, "device": device,
+                                  "backend": backend, "url": url, "api_key": api_key}.items() if v}
         if over:
             pol = {**to_dict(cfg.policy), **over}
             cfg = from_dict(RuntimeConfig, {**to_dict(cfg), "policy": pol})

@@ -89,15 +89,21 @@ class PolicyNode(LifecycleNode):
         overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities")}
         pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
         cfg.policy = from_dict(type(cfg.policy), pol, "policy")
-        if not cfg.policy.checkpoint:
+        if cfg.policy.backend == "local" and not cfg.policy.checkpoint:
             raise ConfigError("policy.checkpoint: no checkpoint given (parameter `checkpoint` or the YAML)")
         self.cfg = cfg
-        if cfg.policy.device == "cuda":
+        if cfg.policy.backend == "local" and cfg.policy.device == "cuda":
             import torch
 
             if not torch.cuda.is_available():
                 raise ConfigError("policy.device: cuda is configured but torch sees no CUDA device (use device:=cpu)")
-        self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
+        if cfg.policy.backend == "local":
+            self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
+        else:  # a policy server on another machine (vla_ros/serving/remote.py); fails here if it is down
+            from vla_ros.serving.remote import make_remote_policy
+
+            self.policy = make_remote_policy(cfg.policy, cfg.executor.arm_names, cfg.observation.joint_names,
+                                             [c.name for c in cfg.observation.cameras])
         pc = self.policy.config
         if list(pc.arm_names) != list(cfg.executor.arm_names):
             raise ConfigError(f"checkpoint arms {pc.arm_names} != robot arms {cfg.executor.arm_names}")
@@ -118,7 +124,8 @@ class PolicyNode(LifecycleNode):
                                                     qos.RELIABLE, callback_group=sensors),
                            self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())]
         self._entities += list(set(self.subscriptions) - before - set(self._entities))
-        self.get_logger().info(f"configured: {self.policy.method} from {cfg.policy.checkpoint} on {cfg.policy.device}")
+        where = cfg.policy.checkpoint if cfg.policy.backend == "local" else cfg.policy.url
+        self.get_logger().info(f"configured: {self.policy.method} from {where} on {cfg.policy.device}")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._stop.clear()
@@ -161,7 +168,8 @@ class PolicyNode(LifecycleNode):
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None
         if self.policy is not None:
-            device = str(next(self.policy.parameters()).device)
+            device = str(getattr(self.policy, "device", "cpu"))
+            getattr(self.policy, "close", lambda: None)()  # a remote backend's connection
             self.policy = None
             if device.startswith("cuda"):
                 import torch
@@ -232,9 +240,11 @@ class PolicyNode(LifecycleNode):
             stats = self.frontend.stats()
             values.update({f"rejected/{k}": v for k, v in stats["rejected"].items()})
             values.update({f"delivered_fraction/{k}": v for k, v in stats["delivered_fraction"].items()})
-        level = "ok" if not self.last_reasons else "warn"
-        self.diag_pub.publish(status_array(self, "vla_ros: policy", level, "; ".join(self.last_reasons) or "ok",
-                                           values))
+        values.update(getattr(self.policy, "diagnostics", dict)())  # a remote backend: link, retries, round trip
+        lost = values.get("remote/connected") is False
+        level = "ok" if not self.last_reasons and not lost else "warn"
+        reasons = self.last_reasons + ([f"policy server lost: {values['remote/last_error']}"] if lost else [])
+        self.diag_pub.publish(status_array(self, "vla_ros: policy", level, "; ".join(reasons) or "ok", values))
 
 
 def main(args=None) -> int:
