@@ -119,7 +119,7 @@ class OpenpiRemotePolicy:
         headers = {"Authorization": f"Api-Key {self.api_key}"} if self.api_key else None
         try:
             ws = connect(self.url, compression=None, max_size=None, additional_headers=headers,
-                         open_timeout=self.timeout_s, close_timeout=1.0)
+                         open_timeout=self.timeout_s, close_timeout=1.0, legacy=True)
         except Exception as exc:
             raise ConnectionError(f"policy server {self.url}: {type(exc).__name__}: {exc}") from None
         try:
