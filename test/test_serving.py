@@ -360,3 +360,23 @@ def test_openvla_oft_backend():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_serve_cli_warns_without_key_off_loopback_and_bench_area(tmp_path):
+    """The warning comes before anything is bound (here the checkpoint is missing, so nothing ever is)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-m", "vla_ros.cli", "serve", "--checkpoint", str(tmp_path / "none"),
+                          "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 1 and "WARNING: binding 0.0.0.0 without --api-key" in res.stderr
+    assert "checkpoint" in res.stderr
+    from vla_ros.bench import remote
+
+    figs = remote.run(quick=True)
+    for n in (1, 2, 4):
+        assert figs[f"throughput_{n}_clients"]["value"] > 0 and figs[f"throughput_{n}_clients"]["unit"] == "requests/s"
+    assert set(figs["round_trip_overhead_ms"]) >= {"value", "p99", "unit"}

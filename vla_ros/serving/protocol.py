@@ -206,4 +206,5 @@ def decode_chunk(reply, cfg: RemoteConfig, stamp_s: float, latency_s: float, met
         raise ProtocolError(f"reply dt_s {dt_s} / reference {reference!r} invalid")
     return ActionChunk(stamp_s=stamp_s, dt_s=dt_s, frame_id="", arm_names=list(cfg.arm_names), position_m=pos,
                        quat_xyzw=quat, gripper=grip, reference=reference, modalities=modalities,
-                       method=str(reply.get("method", method)), policy_name=str(reply.get("policy_name", cfg.name)), inference_latency_s=latency_s)
+                       method=str(reply.get("method", method)), policy_name=str(reply.get("policy_name", cfg.name)),
+                       inference_latency_s=latency_s)
