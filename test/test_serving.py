@@ -380,3 +380,14 @@ def test_serve_cli_warns_without_key_off_loopback_and_bench_area(tmp_path):
     for n in (1, 2, 4):
         assert figs[f"throughput_{n}_clients"]["value"] > 0 and figs[f"throughput_{n}_clients"]["unit"] == "requests/s"
     assert set(figs["round_trip_overhead_ms"]) >= {"value", "p99", "unit"}
+
+
+def test_client_side_needs_no_torch_nor_rclpy():
+    """A robot PC runs the remote backend with numpy, msgpack and websockets (no torch)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vla_ros.serving.remote, vla_ros.serving.protocol, vla_ros.serving.msgpack_numpy; "
+            "print('torch' in sys.modules, 'rclpy' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.split() == ["False", "False"], res.stderr
