@@ -125,7 +125,8 @@ class PolicyNode(LifecycleNode):
                            self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())]
         self._entities += list(set(self.subscriptions) - before - set(self._entities))
         where = cfg.policy.checkpoint if cfg.policy.backend == "local" else cfg.policy.url
-        self.get_logger().info(f"configured: {self.policy.method} from {where} on {cfg.policy.device}")
+        device = cfg.policy.device if cfg.policy.backend == "local" else "the server"
+        self.get_logger().info(f"configured: {self.policy.method} from {where} on {device}")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._stop.clear()
