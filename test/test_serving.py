@@ -391,3 +391,82 @@ def test_client_side_needs_no_torch_nor_rclpy():
             "print('torch' in sys.modules, 'rclpy' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.split() == ["False", "False"], res.stderr
+
+
+# --- a foreign openpi server (openpi's framing: metadata, binary requests, text frame + close on error) ----------
+def convention_default(obj):
+    if isinstance(obj, np.ndarray):
+        return {b"__ndarray__": True, b"data": obj.tobytes(), b"dtype": obj.dtype.str, b"shape": obj.shape}
+    if isinstance(obj, np.generic):
+        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
+    return obj
+
+
+class ForeignServer:
+    """Expects openpi's LIBERO-example keys, answers `actions` (10, 7) from the state; `mode` slow / error."""
+
+    def __init__(self):
+        from websockets.sync.server import serve
+
+        self.mode, self.seen = "ok", []
+        self.server = serve(self.handler, HOST, 0, compression=None, max_size=None)
+        self.port = self.server.socket.getsockname()[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handler(self, ws):
+        ws.send(msgpack.packb({}, default=convention_default))
+        for data in ws:
+            obs = msgpack.unpackb(data, object_hook=convention_hook)
+            self.seen.append(obs)
+            if self.mode == "error":
+                ws.send("Traceback (most recent call last):\n  KeyError: 'observation/wrist_image'")
+                ws.close(1011, "Internal server error. Traceback included in previous frame.")
+                return
+            if self.mode == "slow":
+                time.sleep(0.3)
+            acts = np.zeros((10, 7), np.float32)
+            acts[:, 0] = 0.4 + 0.01 * np.arange(10)
+            acts[:, 2] = 0.2 + float(obs["observation/state"][0])
+            acts[:, 6] = 1.0
+            ws.send(msgpack.packb({"actions": acts, "server_timing": {"infer_ms": 1.0}}, default=convention_default))
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_foreign_openpi_server_with_key_map():
+    srv = ForeignServer()
+    key_map = {"front.rgb": "observation/image", "state": "observation/state", "instruction": "prompt"}
+    try:
+        client = OpenpiRemotePolicy(f"ws://{HOST}:{srv.port}", timeout_s=2.0, key_map=key_map, proprio_dim=7,
+                                    options={"horizon": 10, "dt_s": 0.05, "image_size": 224,
+                                             "action_reference": "absolute"})
+        assert client.config.horizon == 10 and client.config.arm_names == ["arm"]
+        obs = observation(4, stamp=2.5)
+        chunk = client.infer(obs, MODS)
+        sent = srv.seen[-1]
+        assert set(sent) == {"observation/image", "observation/state", "prompt"} and sent["prompt"] == obs.instruction
+        img = sent["observation/image"]
+        assert img.shape == (224, 224, 3) and img.dtype == np.uint8
+        assert not img[:28].any() and not img[-28:].any() and img[28:196].any()  # 48x64 -> 168x224, centred
+        assert chunk.stamp_s == 2.5 and chunk.horizon == 10 and chunk.dt_s == 0.05
+        np.testing.assert_allclose(chunk.position_m[:, 0, 0], 0.4 + 0.01 * np.arange(10), atol=1e-6)
+        np.testing.assert_allclose(chunk.position_m[0, 0, 2], 0.2 + obs.proprio[0], atol=1e-6)
+        srv.mode = "slow"
+        client.infer(obs, MODS)
+        client.infer(obs, MODS)
+        assert client.diagnostics()["remote/rtt_ms_median"] >= 250  # a slow server shows in diagnostics
+        srv.mode = "error"
+        with pytest.raises(RemoteError, match="KeyError"):
+            client.infer(obs, MODS)
+        srv.mode = "ok"
+        deadline, chunk = time.monotonic() + 10, None
+        while chunk is None and time.monotonic() < deadline:  # openpi closes after an error: reconnect
+            try:
+                chunk = client.infer(obs, MODS)
+            except RemoteUnavailable:
+                time.sleep(0.1)
+        assert chunk is not None and client.diagnostics()["remote/refused"] == 1
+        client.close()
+    finally:
+        srv.stop()

@@ -94,16 +94,36 @@ def observation_fields(obs: Observation, modalities: tuple[str, ...]) -> dict:
     return out
 
 
+def resize_with_pad(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """openpi-client's `image_tools.resize_with_pad` (tf.image.resize_with_pad through PIL): scale to fit
+    (bilinear), keep the aspect ratio, centre on zeros."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    if (h, w) == (height, width):
+        return rgb
+    ratio = max(w / width, h / height)
+    rh, rw = int(h / ratio), int(w / ratio)
+    small = Image.fromarray(np.ascontiguousarray(rgb)).resize((rw, rh), resample=Image.BILINEAR)
+    canvas = Image.new(small.mode, (width, height), 0)
+    canvas.paste(small, (max(0, int((width - rw) / 2)), max(0, int((height - rh) / 2))))
+    return np.asarray(canvas)
+
+
 def encode_observation(obs: Observation, modalities: tuple[str, ...], key_map: dict[str, str] | None = None,
-                       episode_start: bool = False) -> dict:
+                       episode_start: bool = False, image_size: int = 0) -> dict:
     """An observation -> a request dict. With a `key_map` (field -> key) only the mapped fields are sent, under
-    the foreign server's keys (a mapped field the observation lacks is an error); without, every field under its
-    native key, plus the camera order and the modalities asked for."""
+    the foreign server's keys (a mapped field the observation lacks is an error), images resized with padding to
+    `image_size` square when given (as openpi's example clients do, e.g. 224); without a key_map, every field
+    under its native key, plus the camera order and the modalities asked for."""
     fields = observation_fields(obs, modalities)
     if key_map:
         lacking = [f for f in key_map if f not in fields]
         if lacking:
             raise ProtocolError(f"key_map names {lacking}, which this observation lacks (has {sorted(fields)})")
+        if image_size:
+            fields = {f: resize_with_pad(v, image_size, image_size) if f.endswith(".rgb") else v
+                      for f, v in fields.items()}
         return {key: fields[f] for f, key in key_map.items()}
     msg = {native_key(f): v for f, v in fields.items()}
     msg[CAMERAS_KEY] = [c.name for c in obs.cameras]

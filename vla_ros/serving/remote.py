@@ -22,7 +22,7 @@ from vla_ros.serving import json_numpy
 from vla_ros.serving.msgpack_numpy import packb, unpackb
 from vla_ros.serving.protocol import ProtocolError, RemoteConfig, decode_chunk, encode_observation
 
-OPTION_KEYS = ("horizon", "dt_s", "action_reference", "rotation_ref_quat_xyzw")
+OPTION_KEYS = ("horizon", "dt_s", "action_reference", "rotation_ref_quat_xyzw", "image_size")
 BACKOFF_S = (0.5, 8.0)
 
 
@@ -37,7 +37,8 @@ class RemoteUnavailable(ConnectionError):
 def foreign_config(options: dict, arm_names: list[str], proprio_dim: int, metadata: dict | None = None
                    ) -> RemoteConfig:
     """The layout of a foreign server's actions: `load_options` (horizon, dt_s, action_reference,
-    rotation_ref_quat_xyzw), else the same keys in its metadata; arms and proprio are the robot's."""
+    rotation_ref_quat_xyzw), else the same keys in its metadata; arms and proprio are the robot's. (`image_size`,
+    also an option, is the square size images are resized-with-pad to before sending; 0 = as they are.)"""
     unknown = sorted(set(options) - set(OPTION_KEYS))
     if unknown:
         raise ProtocolError(f"policy.load_options: {unknown} unknown for a remote backend; use {list(OPTION_KEYS)}")
@@ -112,6 +113,7 @@ class OpenpiRemotePolicy:
         else:
             self.config = foreign_config(dict(options or {}), list(arm_names), proprio_dim, md)
             self.inputs = ()
+        self.image_size = int((options or {}).get("image_size", 0)) if self.key_map else 0
 
     def _connect(self) -> dict:
         from websockets.sync.client import connect
@@ -160,7 +162,8 @@ class OpenpiRemotePolicy:
         mods = tuple(modalities or ())
         if self.inputs:  # send depth / poses only when the server's method reads them
             mods = tuple(m for m in mods if m in self.inputs)
-        msg = encode_observation(obs, mods, self.key_map, episode_start=self._episode_start and not self.key_map)
+        msg = encode_observation(obs, mods, self.key_map, episode_start=self._episode_start and not self.key_map,
+                                 image_size=self.image_size)
         t0 = time.perf_counter()
         try:
             self._ws.send(packb(msg))
@@ -215,6 +218,7 @@ class OpenVlaOftRemotePolicy:
                                         "instruction": "instruction"})
         self.health = _Health(url)
         self.config = foreign_config(dict(options or {}), list(arm_names), proprio_dim)
+        self.image_size = int((options or {}).get("image_size", 0))
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConnectionError(f"policy server {url}: expected http://host:port/act")
@@ -230,7 +234,8 @@ class OpenVlaOftRemotePolicy:
     def infer(self, obs, modalities: tuple[str, ...] | None = None):
         if not self.health.connected and time.monotonic() < self.health.next_try:
             raise RemoteUnavailable(f"{self.url} lost ({self.health.last_error})")
-        body = json_numpy.dumps(encode_observation(obs, tuple(modalities or ()), self.key_map)).encode()
+        request = encode_observation(obs, tuple(modalities or ()), self.key_map, image_size=self.image_size)
+        body = json_numpy.dumps(request).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Api-Key {self.api_key}"
