@@ -470,3 +470,38 @@ def test_foreign_openpi_server_with_key_map():
         client.close()
     finally:
         srv.stop()
+
+
+def test_stateful_policy_reset_travels_and_batching_off(tmp_path):
+    """An LSTM head keeps a history: the server must not batch it, and a client's reset() starts a new episode
+    on the server (the `episode_start` flag of the next request)."""
+    import torch
+
+    from vla_ros.policies.factory import make_policy, save_checkpoint, tiny_config
+    from vla_ros.ros.synthetic_robot import workspace_norm_stats
+    from vla_ros.runtime_config import load_runtime_config
+
+    torch.manual_seed(0)
+    pc = tiny_config("baseline", proprio_dim=7, head={"kind": "lstm", "history": 3})
+    save_checkpoint(make_policy(pc, workspace_norm_stats(pc, load_runtime_config("franka"))), tmp_path / "lstm")
+    from vla_ros.policies.factory import load_policy
+
+    server, _ = start_server(str(tmp_path / "lstm"))
+    local = load_policy(str(tmp_path / "lstm"))  # its own copy, its own history
+    try:
+        client = OpenpiRemotePolicy(f"ws://{HOST}:{server.port}", timeout_s=10.0)
+        assert client.metadata["batching"] is False
+        local.reset()
+        for episode in range(2):
+            outs = []
+            for i in range(3):
+                obs = observation(10 * episode + i, 1.0 + i)
+                r, loc = client.infer(obs, MODS), local.infer(obs, MODS)
+                np.testing.assert_array_equal(r.position_m, loc.position_m)
+                outs.append(r.position_m)
+            assert not np.array_equal(outs[0], outs[1])  # the history matters
+            client.reset()
+            local.reset()
+        client.close()
+    finally:
+        server.stop()
