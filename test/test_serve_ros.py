@@ -135,7 +135,10 @@ def test_server_down_at_start_then_killed_mid_run(tmp_path, ros_context, robot_i
     proc, port = start_serve(ckpt)
     url = f"ws://127.0.0.1:{port}"
     stop_serve(proc)
-    node = PolicyNode(with_policy(cfg, backend="openpi", url=url, timeout_s=1.0), context=ros_context)
+    from rclpy.parameter import Parameter
+
+    node = PolicyNode(with_policy(cfg, timeout_s=1.0), context=ros_context,  # backend and url as ROS parameters
+                      parameter_overrides=[Parameter("backend", value="openpi"), Parameter("url", value=url)])
     try:
         assert node.trigger_configure() == R.FAILURE
         assert url in node.last_error and "policy server" in node.last_error
@@ -155,6 +158,9 @@ def test_server_down_at_start_then_killed_mid_run(tmp_path, ros_context, robot_i
         assert stack.executor_node.core.counters["hold_timeout"] > 0
         n_hold = len(st["commands"])
         assert n_hold >= n_cmd
+        t_end = time.monotonic() + 1.0
+        drive_more(lambda: time.monotonic() > t_end, 3.0)
+        assert len(st["commands"]) == n_hold, "the executor sends nothing while it holds"
         n_chunks = len(st["chunks"])
         procs[0] = start_serve(ckpt, port)[0]
         assert drive_more(lambda: len(st["chunks"]) > n_chunks + 1, 20.0), "chunks resume when the server is back"

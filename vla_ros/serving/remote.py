@@ -9,6 +9,7 @@ with NaN is refused (ProtocolError), a text reply is the server's refusal (Remot
 """
 from __future__ import annotations
 
+import os
 import socket
 import time
 import urllib.error
@@ -281,8 +282,10 @@ class OpenVlaOftRemotePolicy:
 
 
 def make_remote_policy(policy_cfg, arm_names: list[str], joint_names: list[str], camera_names: list[str]):
-    """The backend a PolicyNodeConfig names (`backend` openpi | openvla_oft), connected."""
-    common = dict(url=policy_cfg.url, api_key=policy_cfg.api_key, timeout_s=policy_cfg.timeout_s,
+    """The backend a PolicyNodeConfig names (`backend` openpi | openvla_oft), connected. The key is the YAML's
+    `api_key`, else $VLA_ROS_API_KEY (which keeps it out of files and ROS parameters)."""
+    common = dict(url=policy_cfg.url, api_key=policy_cfg.api_key or os.environ.get("VLA_ROS_API_KEY", ""),
+                  timeout_s=policy_cfg.timeout_s,
                   key_map=policy_cfg.key_map, options=policy_cfg.load_options, arm_names=list(arm_names),
                   proprio_dim=len(joint_names))
     if policy_cfg.backend == "openpi":

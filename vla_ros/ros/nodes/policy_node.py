@@ -40,6 +40,8 @@ class PolicyNode(LifecycleNode):
         p("instruction", "", ParameterDescriptor(description="task instruction; may be changed at run time"))
         p("device", "", ParameterDescriptor(description="cpu or cuda (overrides the YAML)"))
         p("modalities", "", ParameterDescriptor(description="rgb | rgbd | rgbd_pose (overrides the YAML)"))
+        p("backend", "", ParameterDescriptor(description="local | openpi | openvla_oft (overrides the YAML)"))
+        p("url", "", ParameterDescriptor(description="policy server URL for a remote backend (overrides the YAML)"))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.chunk_pub = None
@@ -86,7 +88,8 @@ class PolicyNode(LifecycleNode):
         from vla_ros.ros.observation_frontend import ObservationFrontend
 
         cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
-        overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities")}
+        overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities",
+                                                                 "backend", "url")}
         pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
         cfg.policy = from_dict(type(cfg.policy), pol, "policy")
         if cfg.policy.backend == "local" and not cfg.policy.checkpoint:
