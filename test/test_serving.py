@@ -176,6 +176,11 @@ def test_faults_wrong_key_oversize_malformed_two_clients(checkpoints):
             assert "expected a binary" in raw.recv()
             raw.send(packb({"observation/cameras": ["front"]}))
             assert "observation/front/image" in raw.recv()
+            bad_stamp = {"observation/cameras": ["front"], "observation/front/image": np.zeros((4, 4, 3), np.uint8),
+                         "observation/front/K": np.eye(3), "observation/state": np.zeros(7, np.float32),
+                         "observation/stamp_s": "yesterday"}
+            raw.send(packb(bad_stamp))
+            assert "malformed request" in raw.recv()
             raw.send(b"\0" * 200_001)
             reply = raw.recv()
             assert isinstance(reply, str) and "too large" in reply

@@ -113,7 +113,10 @@ class PolicyServer:
     async def _refuse(self, ws: ServerConnection, reason: str) -> None:
         self.errors.append(reason)
         log.warning("refused a request from %s: %s", ws.remote_address, reason)
-        await ws.send(reason)
+        try:
+            await ws.send(reason)
+        except websockets.ConnectionClosed:
+            pass
 
     async def _handler(self, ws: ServerConnection) -> None:
         if not self._authorised(ws):
@@ -140,6 +143,9 @@ class PolicyServer:
                 obs, mods, episode_start = decode_observation(unpackb(data))
             except (WireFormatError, ProtocolError) as exc:
                 await self._refuse(ws, f"malformed request: {exc}")
+                continue
+            except Exception as exc:  # e.g. a string where a stamp belongs: still the sender's problem alone
+                await self._refuse(ws, f"malformed request: {type(exc).__name__}: {exc}")
                 continue
             fut = loop.create_future()
             self._requests.put((obs, mods, episode_start, fut, loop))
