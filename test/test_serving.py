@@ -510,3 +510,20 @@ def test_stateful_policy_reset_travels_and_batching_off(tmp_path):
         client.close()
     finally:
         server.stop()
+
+
+def test_example_openpi_client_script(checkpoints):
+    """docs/examples/openpi_client.py (msgpack + websockets only) gets actions from the server."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "examples" / "openpi_client.py"
+    server, policy = start_server(checkpoints["baseline"], api_key="abc")
+    try:
+        res = subprocess.run([sys.executable, str(script), "--url", f"ws://{HOST}:{server.port}", "--api-key", "abc"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert res.returncode == 0, res.stderr
+    assert f"actions: ({policy.config.horizon}, 7) float64 finite" in res.stdout
