@@ -527,3 +527,22 @@ def test_example_openpi_client_script(checkpoints):
         server.stop()
     assert res.returncode == 0, res.stderr
     assert f"actions: ({policy.config.horizon}, 7) float64 finite" in res.stdout
+
+
+def test_far_oversize_message_closes_only_that_connection(checkpoints):
+    """Past 4x the limit (the websocket's own cap) the server closes that connection (1009); others go on."""
+    import websockets
+
+    server, _ = start_server(checkpoints["baseline"], max_request_bytes=100_000)
+    try:
+        other = OpenpiRemotePolicy(f"ws://{HOST}:{server.port}", timeout_s=10.0)
+        with connect(f"ws://{HOST}:{server.port}", max_size=None) as raw:
+            raw.recv()
+            raw.send(b"\0" * 1_200_000)
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                raw.recv(timeout=10)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        assert other.infer(observation(0), MODS).horizon == other.config.horizon
+        other.close()
+    finally:
+        server.stop()
