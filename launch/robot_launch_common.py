@@ -1,7 +1,8 @@
 """Shared launch description: policy node (lifecycle, auto configure + activate) + executor/adapter of one robot.
 
 Arguments: checkpoint, instruction, config (robot YAML name or path), actuate (default false = dry run),
-device. Included by <robot>.launch.py with the robot's config. Every process it starts gets vla_ros's Fast DDS
+device, backend and url (a policy server on another machine; its key from the YAML or $VLA_ROS_API_KEY).
+Included by <robot>.launch.py with the robot's config. Every process it starts gets vla_ros's Fast DDS
 profile (large shared-memory segment for camera frames, loopback UDP) unless FASTDDS_DEFAULT_PROFILES_FILE is
 already set; include your camera driver's launch after it so the driver publishes with the same profile.
 """
@@ -19,19 +20,22 @@ from vla_ros.dds import PROFILE, PROFILE_VARS
 
 def robot_launch(default_config: str, default_checkpoint: str | None = None,
                  default_actuate: str = "false") -> LaunchDescription:
-    ckpt = {} if default_checkpoint is None else {"default_value": default_checkpoint}
+    ckpt = {"default_value": default_checkpoint or ""}  # "" with a local backend: configure names the gap
     args = [
         DeclareLaunchArgument("config", default_value=default_config, description="robot YAML (name or path)"),
         DeclareLaunchArgument("checkpoint", description="local checkpoint folder", **ckpt),
         DeclareLaunchArgument("instruction", default_value="", description="task instruction"),
         DeclareLaunchArgument("actuate", default_value=default_actuate, description="send commands to the controller"),
         DeclareLaunchArgument("device", default_value="", description="cpu or cuda (default: the YAML's)"),
+        DeclareLaunchArgument("backend", default_value="", description="local | openpi | openvla_oft (default: YAML)"),
+        DeclareLaunchArgument("url", default_value="", description="policy server URL of a remote backend"),
     ]
     dds = [SetEnvironmentVariable(v, EnvironmentVariable(v, default_value=str(PROFILE))) for v in PROFILE_VARS]
     policy = LifecycleNode(
         package="vla_ros", executable="policy_node", name="vla_policy", namespace="", output="screen",
         parameters=[{"config": LaunchConfiguration("config"), "checkpoint": LaunchConfiguration("checkpoint"),
-                     "instruction": LaunchConfiguration("instruction"), "device": LaunchConfiguration("device")}])
+                     "instruction": LaunchConfiguration("instruction"), "device": LaunchConfiguration("device"),
+                     "backend": LaunchConfiguration("backend"), "url": LaunchConfiguration("url")}])
     executor = Node(package="vla_ros", executable="executor_node", name="vla_executor", output="screen",
                     parameters=[{"config": LaunchConfiguration("config"), "actuate": LaunchConfiguration("actuate")}])
     configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),

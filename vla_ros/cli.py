@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "demo": ("demo", "closed-loop demo in simulation over ROS 2 (bundled checkpoints)"),
     "smoke": ("smoke", "end-to-end ROS 2 smoke run over loopback DDS"),
     "run": ("run", "start policy node + executor + adapter for a robot in one process"),
+    "serve": ("serve", "serve a policy over openpi's websocket protocol (policy on a GPU host)"),
     "train": ("train", "train a policy (tiny synthetic check, or a dataset from a config)"),
     "pretrain-esm": ("pretrain_esm", "pretrain an Embodied Spatial Model on depth and camera poses"),
     "bag-info": ("bag_info", "summarise a rosbag2 (sqlite3 or MCAP)"),

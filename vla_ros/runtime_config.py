@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from vla_ros.adapters.config import AdapterConfig
 from vla_ros.core.config import check, check_range, load_yaml
@@ -24,7 +25,15 @@ class PolicyNodeConfig:
     modalities: inputs the policy may use (rgb, rgbd, rgbd_pose); what is fresh decides per inference.
     chunk_topic / consumed_topic: ActionChunk output, executor's consumed-chunk signal.
     load_options: options of a released checkpoint's loader (e.g. SpatialVLA `unnorm_key`, `dtype`); see the
-        method's README section. Empty for a vla_ros checkpoint folder.
+        method's README section. Empty for a vla_ros checkpoint folder. For a remote backend talking to a
+        foreign server: the layout of its actions (horizon, dt_s, action_reference, rotation_ref_quat_xyzw).
+    backend: "local" (load `checkpoint` here), "openpi" (a policy server speaking openpi's websocket protocol,
+        e.g. `vla-ros serve` on a GPU host) or "openvla_oft" (OpenVLA-OFT's deploy.py, JSON over HTTP).
+    url: the server (ws://host:port for openpi, http://host:port/act for openvla_oft).
+    api_key: sent as `Authorization: Api-Key <key>` ("" = none). timeout_s: connect and reply timeout.
+    key_map: observation field -> the foreign server's key (e.g. {"front.rgb": "observation/image",
+        "state": "observation/state", "instruction": "prompt"}); {} = vla_ros's native keys. Fields:
+        instruction, state, state_names, ee_pose, stamp_s, <camera>.rgb|depth_m|depth_valid|K|T_base_camera.
     """
 
     checkpoint: str = ""
@@ -36,8 +45,15 @@ class PolicyNodeConfig:
     chunk_topic: str = "/vla/action_chunk"
     consumed_topic: str = "/vla/chunk_consumed"
     load_options: dict = field(default_factory=dict)
+    backend: Literal["local", "openpi", "openvla_oft"] = "local"
+    url: str = ""
+    api_key: str = ""
+    timeout_s: float = 5.0
+    key_map: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        check(self.backend == "local" or bool(self.url), "url", self.url, f"backend {self.backend} needs a url")
+        check_range("timeout_s", self.timeout_s, 0.01, 600.0)
         check(self.device in ("cpu", "cuda"), "device", self.device, "expected cpu or cuda")
         check(self.rate_mode in ("fixed_hz", "on_consumed"), "rate_mode", self.rate_mode,
               "expected fixed_hz or on_consumed")

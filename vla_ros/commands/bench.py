@@ -16,7 +16,7 @@ import time
 from vla_ros.dds import apply_dds_defaults
 
 HELP = "measure the pipeline on this machine and print JSON"
-AREAS = ("observation", "transport", "policy", "endtoend", "executor", "offline")
+AREAS = ("observation", "transport", "policy", "endtoend", "executor", "offline", "remote")
 
 
 def add_arguments(parser) -> None:

@@ -17,6 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="", choices=("", "cpu", "cuda"), help="override the YAML's device")
     parser.add_argument("--actuate", action="store_true", help="send commands to the controller (default: dry run)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+    parser.add_argument("--backend", default="", choices=("", "local", "openpi", "openvla_oft"),
+                        help="where the policy runs: here (local) or a server (override the YAML)")
+    parser.add_argument("--url", default="", help="the policy server (ws://host:port or http://host:port/act)")
+    parser.add_argument("--api-key", default="", help="the policy server's key")
     parser.add_argument("--record", default="", help="record observations, chunks, commands and status to this "
                                                       "MCAP rosbag2 folder")
 
@@ -31,7 +35,8 @@ def run(args) -> int:
 
     init_ros()
     try:
-        stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device)
+        stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device,
+                           backend=args.backend, url=args.url, api_key=args.api_key)
     except (ConfigError, ImportError) as exc:
         print(f"vla-ros run: {exc}", file=sys.stderr)
         rclpy.try_shutdown()

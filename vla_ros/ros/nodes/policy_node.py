@@ -52,6 +52,8 @@ class PolicyNode(LifecycleNode):
         p("instruction", "", ParameterDescriptor(description="task instruction; may be changed at run time"))
         p("device", "", ParameterDescriptor(description="cpu or cuda (overrides the YAML)"))
         p("modalities", "", ParameterDescriptor(description="rgb | rgbd | rgbd_pose (overrides the YAML)"))
+        p("backend", "", ParameterDescriptor(description="local | openpi | openvla_oft (overrides the YAML)"))
+        p("url", "", ParameterDescriptor(description="policy server URL for a remote backend (overrides the YAML)"))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.chunk_pub = None
@@ -99,18 +101,25 @@ class PolicyNode(LifecycleNode):
         from vla_ros.ros.observation_frontend import ObservationFrontend
 
         cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
-        overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities")}
+        overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities",
+                                                                 "backend", "url")}
         pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
         cfg.policy = from_dict(type(cfg.policy), pol, "policy")
-        if not cfg.policy.checkpoint:
+        if cfg.policy.backend == "local" and not cfg.policy.checkpoint:
             raise ConfigError("policy.checkpoint: no checkpoint given (parameter `checkpoint` or the YAML)")
         self.cfg = cfg
-        if cfg.policy.device == "cuda":
+        if cfg.policy.backend == "local" and cfg.policy.device == "cuda":
             import torch
 
             if not torch.cuda.is_available():
                 raise ConfigError("policy.device: cuda is configured but torch sees no CUDA device (use device:=cpu)")
-        self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
+        if cfg.policy.backend == "local":
+            self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
+        else:  # a policy server on another machine (vla_ros/serving/remote.py); fails here if it is down
+            from vla_ros.serving.remote import make_remote_policy
+
+            self.policy = make_remote_policy(cfg.policy, cfg.executor.arm_names, cfg.observation.joint_names,
+                                             [c.name for c in cfg.observation.cameras])
         pc = self.policy.config
         if list(pc.arm_names) != list(cfg.executor.arm_names):
             raise ConfigError(f"checkpoint arms {pc.arm_names} != robot arms {cfg.executor.arm_names}")
@@ -131,7 +140,9 @@ class PolicyNode(LifecycleNode):
                                                     qos.RELIABLE, callback_group=sensors),
                            self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())]
         self._entities += list(set(self.subscriptions) - before - set(self._entities))
-        self.get_logger().info(f"configured: {self.policy.method} from {cfg.policy.checkpoint} on {cfg.policy.device}")
+        where = cfg.policy.checkpoint if cfg.policy.backend == "local" else cfg.policy.url
+        device = cfg.policy.device if cfg.policy.backend == "local" else "the server"
+        self.get_logger().info(f"configured: {self.policy.method} from {where} on {device}")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._stop.clear()
@@ -176,7 +187,8 @@ class PolicyNode(LifecycleNode):
             self.destroy_lifecycle_publisher(self.chunk_pub)
             self.chunk_pub = None
         if self.policy is not None:
-            device = str(next(self.policy.parameters()).device)
+            device = str(getattr(self.policy, "device", "cpu"))
+            getattr(self.policy, "close", lambda: None)()  # a remote backend's connection
             self.policy = None
             if device.startswith("cuda"):
                 import torch
@@ -260,9 +272,11 @@ class PolicyNode(LifecycleNode):
             stats = self.frontend.stats()
             values.update({f"rejected/{k}": v for k, v in stats["rejected"].items()})
             values.update({f"delivered_fraction/{k}": v for k, v in stats["delivered_fraction"].items()})
-        level = "ok" if not self.last_reasons else "warn"
-        self.diag_pub.publish(status_array(self, "vla_ros: policy", level, "; ".join(self.last_reasons) or "ok",
-                                           values))
+        values.update(getattr(self.policy, "diagnostics", dict)())  # a remote backend: link, retries, round trip
+        lost = values.get("remote/connected") is False
+        level = "ok" if not self.last_reasons and not lost else "warn"
+        reasons = self.last_reasons + ([f"policy server lost: {values['remote/last_error']}"] if lost else [])
+        self.diag_pub.publish(status_array(self, "vla_ros: policy", level, "; ".join(reasons) or "ok", values))
 
 
 def main(args=None) -> int:
