@@ -63,13 +63,15 @@ def test_policy_node_sigint_in_every_lifecycle_state(ros_context, robot_interfac
     from lifecycle_msgs.srv import ChangeState
     from rclpy.executors import SingleThreadedExecutor
 
-    proc = start([sys.executable, "-m", "vla_ros.ros.nodes.policy_node", "--ros-args", "-p", "config:=sim_franka",
-                  "-p", f"checkpoint:={CKPT}", "-p", "instruction:=stack the small block on the large one"])
+    name = f"vla_policy_{state}"  # a name of its own: a process that just ended stays in the DDS graph a while
+    proc = start([sys.executable, "-m", "vla_ros.ros.nodes.policy_node", "--ros-args", "-r", f"__node:={name}",
+                  "-p", "config:=sim_franka", "-p", f"checkpoint:={CKPT}",
+                  "-p", "instruction:=stack the small block on the large one"])
     node = rclpy.create_node("lifecycle_driver", context=ros_context)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
     try:
-        client = node.create_client(ChangeState, "/vla_policy/change_state")
+        client = node.create_client(ChangeState, f"/{name}/change_state")
         assert client.wait_for_service(timeout_sec=30.0), "policy node did not come up"
         time.sleep(1.0)  # the reply path is discovered after the request path: a reply sent earlier can be lost
         steps = {"unconfigured": [], "inactive": [Transition.TRANSITION_CONFIGURE],

@@ -19,7 +19,7 @@ def test_full_size_rgbd_frames_arrive_from_another_process(ros_context, size):
     report = cross_process(*size, seconds=4.0, profile=True, context=ros_context)
     for stream in ("rgb", "depth"):
         r = report[stream]
-        assert r["published"] >= 60, r
+        assert r["published"] >= 30, r  # frames the publisher sent while we listened (its rate varies with load)
         assert r["size_bytes"] >= size[0] * size[1] * 2
         assert r["fraction"] >= 0.95, f"{stream}: {r['received']} of {r['published']} frames arrived"
 

@@ -128,7 +128,7 @@ class PolicyNode(LifecycleNode):
             lacking = [n for n in pc.proprio_names if n not in joints]
             if lacking:
                 raise ConfigError(f"checkpoint reads joints {lacking} that observation.joint_names {joints} lacks")
-        elif self.policy.READS_PROPRIO and pc.proprio_dim != len(joints):
+        elif getattr(self.policy, "READS_PROPRIO", True) and pc.proprio_dim != len(joints):
             raise ConfigError(f"checkpoint proprio_dim {pc.proprio_dim} != {len(joints)} configured joints")
         sensors = ReentrantCallbackGroup()
         before = set(self.subscriptions)
