@@ -24,8 +24,12 @@ class FalconReferenceArgs:
         p 0.33 none, else k ~ U{0..S}: frames 0..k-1 get the pose; frame 0 + k-1 random others the depth).
     arm_loss: "huber" (the reference, F.huber_loss delta huber_delta=1) or "mse"; gripper_weight: BCE weight
         (arm_gripper_loss_ratio 0.01).
-    action_norm: "none" (OXE: norm_action false) or "clip" (CALVIN: arm dims clipped to norm_bounds and mapped
-        to [-1, 1]; the gripper not normalised), or "stats" (vla_ros NormStats, not the reference).
+    action_norm: "none" (norm_action false), "clip" (CALVIN: arm dims clipped to norm_bounds and mapped to
+        [-1, 1]; the gripper not normalised), "q01_q99" (the SimplerEnv wrappers of the OXE checkpoints:
+        0.5 (a + 1)(q99 - q01) + q01 where action_mask, from the dataset statistics: action_q01 / action_q99 /
+        action_mask, 7 values each) or "stats" (vla_ros NormStats, not the reference).
+    rotation: the 3 rotation values of an action: "euler_xyz" (the reference data: roll, pitch, yaw; turned into
+        the rotation vector of ActionChunk as SimplerEnv's euler2axangle does) or "rotvec" (vla_ros datasets).
     execute_steps: steps of each chunk to execute; 0 = the reference (FC: the whole chunk, LSTM: 1).
     prompt: the Kosmos-2 prompt ("{}" = the instruction).
     stage: 1 (full fine-tune, no ESM) or 2 (from stage 1: ESM frozen, action-head MLPs frozen, injector and VLM
@@ -45,8 +49,12 @@ class FalconReferenceArgs:
     arm_loss: Literal["huber", "mse"] = "huber"
     huber_delta: float = 1.0
     gripper_weight: float = 0.01
-    action_norm: Literal["none", "clip", "stats"] = "none"
+    action_norm: Literal["none", "clip", "q01_q99", "stats"] = "none"
     norm_bounds: list[float] = field(default_factory=lambda: [-0.65, 0.65])
+    action_q01: list[float] = field(default_factory=list)
+    action_q99: list[float] = field(default_factory=list)
+    action_mask: list[bool] = field(default_factory=list)
+    rotation: Literal["euler_xyz", "rotvec"] = "euler_xyz"
     execute_steps: int = 0
     prompt: str = "<grounding>An image of a robot {}"
     stage: int = 2
@@ -57,8 +65,12 @@ class FalconReferenceArgs:
         check(self.head in ("fc", "lstm"), "head", self.head, "expected 'fc' or 'lstm'")
         check(self.esm_gt in ("fraction", "random"), "esm_gt", self.esm_gt, "expected 'fraction' or 'random'")
         check(self.arm_loss in ("huber", "mse"), "arm_loss", self.arm_loss, "expected 'huber' or 'mse'")
-        check(self.action_norm in ("none", "clip", "stats"), "action_norm", self.action_norm,
-              "expected 'none', 'clip' or 'stats'")
+        check(self.action_norm in ("none", "clip", "q01_q99", "stats"), "action_norm", self.action_norm,
+              "expected 'none', 'clip', 'q01_q99' or 'stats'")
+        check(self.action_norm != "q01_q99" or (len(self.action_q01) == len(self.action_q99) == 7
+                                                 and len(self.action_mask) == 7), "action_q01", self.action_q01,
+              "q01_q99 needs action_q01, action_q99 and action_mask of 7 values each")
+        check(self.rotation in ("euler_xyz", "rotvec"), "rotation", self.rotation, "expected 'euler_xyz' or 'rotvec'")
         check_range("window", self.window, 1, 256)
         check_range("camera_gt_pt", self.camera_gt_pt, 0.0, 1.0)
         check_range("depth_gt_pt", self.depth_gt_pt, 0.0, 1.0)

@@ -70,6 +70,10 @@ class FalconReferencePolicy(Policy):
         backbone = build_kosmos2(config.vlm.path, load_weights=external_weights)
         self.model = FalconReferenceModel(backbone, args, args_all.esm, config.horizon)
         self.rng = np.random.default_rng()
+        # what the ESM can be given (and a chunk reports): depth / pose only where a fraction of frames gets them
+        self.INPUTS = ("rgb",) + (("depth",) if args.use_esm and (args.depth_gt_pt > 0 or args.esm_gt == "random")
+                                  else ()) + (("pose",) if args.use_esm and (args.camera_gt_pt > 0 or
+                                                                             args.esm_gt == "random") else ())
         self._frames: list[torch.Tensor] = []  # the LSTM's ESM frame buffer
         if args.use_esm and args_all.esm_checkpoint and external_weights:
             from vla_ros.policies.falcon.modeling_falcon import load_esm_weights
@@ -139,16 +143,30 @@ class FalconReferencePolicy(Policy):
         return {"action_hidden": self.action_states(batch)[:, -1]}
 
     # --- actions ----------------------------------------------------------------------------------------------
-    def _unnormalize_arm(self, arm: torch.Tensor) -> torch.Tensor:
+    def _bounds(self, arm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.ref.action_norm == "clip":
             lo, hi = self.ref.norm_bounds
-            return 0.5 * (arm + 1) * (hi - lo) + lo
+            return torch.full_like(arm[..., :6], lo), torch.full_like(arm[..., :6], hi), torch.ones(6, dtype=torch.bool)
+        t = lambda v: torch.tensor(v[:6], dtype=arm.dtype, device=arm.device)  # noqa: E731
+        return t(self.ref.action_q01), t(self.ref.action_q99), torch.tensor(self.ref.action_mask[:6])
+
+    def _unnormalize_arm(self, arm: torch.Tensor) -> torch.Tensor:
+        """Normalised (.., 6) -> raw arm values, then rotation as a rotation vector."""
+        if self.ref.action_norm in ("clip", "q01_q99"):
+            lo, hi, mask = self._bounds(arm)
+            arm = torch.where(mask.to(arm.device), 0.5 * (arm + 1) * (hi - lo) + lo, arm)
+        if self.ref.rotation == "euler_xyz":
+            arm = torch.cat([arm[..., :3], _euler_to_rotvec(arm[..., 3:6])], -1)
         return arm
 
     def _normalize_arm(self, arm: torch.Tensor) -> torch.Tensor:
-        if self.ref.action_norm == "clip":
-            lo, hi = self.ref.norm_bounds
-            return 2 * (arm.clamp(lo, hi) - lo) / (hi - lo) - 1
+        """Raw (.., 6) with a rotation vector -> the head's targets (the inverse of _unnormalize_arm)."""
+        if self.ref.rotation == "euler_xyz":
+            arm = torch.cat([arm[..., :3], _rotvec_to_euler(arm[..., 3:6])], -1)
+        if self.ref.action_norm in ("clip", "q01_q99"):
+            lo, hi, mask = self._bounds(arm)
+            norm = 2 * (torch.minimum(torch.maximum(arm, lo), hi) - lo) / (hi - lo) - 1
+            arm = torch.where(mask.to(arm.device), norm, arm)
         return arm
 
     def predict_actions(self, batch: dict, modalities: tuple[str, ...]) -> torch.Tensor:
@@ -169,11 +187,14 @@ class FalconReferencePolicy(Policy):
         """The reference inference preprocessing: Kosmos-2 gets the frame resized (stretched) to image_size with
         PIL bicubic; the ESM gets it centre-padded to a square, then PIL bicubic to image_size (`*_esm` keys: rgb,
         depth nearest with its mask, K shifted by the pad and scaled)."""
+        import dataclasses
+
         from PIL import Image
 
         from vla_ros.policies.falcon.processing_falcon import pad_square
 
-        batch = super().observation_to_batch(obs)
+        obs = dataclasses.replace(obs, proprio=np.zeros(self.config.proprio_dim, np.float32), proprio_names=[])
+        batch = super().observation_to_batch(obs)  # FALCON reads no proprio
         cam = {c.name: c for c in obs.cameras}[self.config.camera_names[0]]
         s, dev = self.config.image_size, batch["rgb"].device
         rgb = np.ascontiguousarray(cam.rgb, np.uint8)
@@ -228,6 +249,23 @@ class FalconReferencePolicy(Policy):
         total = arm_loss + self.ref.gripper_weight * grip_loss
         return total, {"arm_loss": float(arm_loss.detach()), "gripper_bce": float(grip_loss.detach()),
                        "gripper_acc": float(acc), "action_loss": float(total.detach()), "loss": float(total.detach())}
+
+
+def _euler_to_rotvec(rpy: torch.Tensor) -> torch.Tensor:
+    """Static-axes xyz Euler angles (SimplerEnv's euler2axangle, 'sxyz') -> rotation vectors."""
+    from scipy.spatial.transform import Rotation
+
+    flat = rpy.detach().double().cpu().reshape(-1, 3).numpy()
+    rv = Rotation.from_euler("xyz", flat).as_rotvec()
+    return torch.from_numpy(rv).to(rpy.device, rpy.dtype).reshape(rpy.shape)
+
+
+def _rotvec_to_euler(rv: torch.Tensor) -> torch.Tensor:
+    from scipy.spatial.transform import Rotation
+
+    flat = rv.detach().double().cpu().reshape(-1, 3).numpy()
+    e = Rotation.from_rotvec(flat).as_euler("xyz")
+    return torch.from_numpy(e).to(rv.device, rv.dtype).reshape(rv.shape)
 
 
 def _falcon_args(config: PolicyConfig) -> FalconConfig:
