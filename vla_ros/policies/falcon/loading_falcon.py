@@ -270,6 +270,10 @@ def load_released(path: Path, device: str, options: dict):
     if other or not any(k.startswith("backbone.") for k in model_state) or "action_token" not in model_state:
         raise ReleasedCheckpointError(f"{ckpt_path}: not a FALCON checkpoint: expected model.backbone.*, "
                                       f"model.action_token, model.act_head.*; found {sorted(state)[:8]}")
+    has_injector = any(k.startswith("act_head.spatial_injector.") for k in model_state)
+    if has_injector and "esm" not in opts and not esm_state:
+        raise ReleasedCheckpointError(f"{ckpt_path}: holds no ESM (model.act_head.vggt_net.*); pass "
+                                      "load_options.esm (run: --esm) = the esm-1b folder")
     esm_file_state = read_esm_state(opts["esm"]) if "esm" in opts else {}
     cfg = build_config(hp, opts, head_widths(model_state), esm_config_from_state(esm_state or esm_file_state))
     policy = make_policy(cfg, None, external_weights=False)

@@ -38,19 +38,26 @@ class DinoPatchEmbed(nn.Module):
         self.blocks = nn.ModuleList(Block(C, cfg.heads, init_values=cfg.init_values) for _ in range(cfg.dino_depth))
         self.norm = nn.LayerNorm(C)
 
+    def patch_pos_embed(self, gh: int, gw: int) -> torch.Tensor:
+        """(1, gh * gw, C): the patch position embedding on a gh x gw grid (DINOv2/VGGT: bicubic in float32,
+        antialiased unless pos_embed_antialias is off; unchanged on the stored grid)."""
+        pos = self.pos_embed
+        g0 = int((pos.shape[1] - 1) ** 0.5)
+        patch_pos = pos[:, 1:]
+        if (gh, gw) != (g0, g0):
+            grid = patch_pos.float().reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
+            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False,
+                                      antialias=self.antialias)
+            patch_pos = patch_pos.flatten(2).transpose(1, 2).to(pos.dtype)
+        return patch_pos
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
         p = self.patch_embed.proj(x)
         gh, gw = p.shape[-2:]
         p = p.flatten(2).transpose(1, 2)
         pos = self.pos_embed
-        g0 = int((pos.shape[1] - 1) ** 0.5)
-        patch_pos = pos[:, 1:]
-        if (gh, gw) != (g0, g0):  # DINOv2/VGGT: bicubic in float32, antialiased (pos_embed_antialias)
-            grid = patch_pos.float().reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
-            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False,
-                                      antialias=self.antialias)
-            patch_pos = patch_pos.flatten(2).transpose(1, 2).to(pos.dtype)
+        patch_pos = self.patch_pos_embed(gh, gw)
         x = torch.cat([self.cls_token.expand(B, -1, -1) + pos[:, :1], self.register_tokens.expand(B, -1, -1),
                        p + patch_pos], 1)
         for blk in self.blocks:
