@@ -319,3 +319,38 @@ def test_stage_two_freezes_the_esm_and_the_head_mlps_and_trains_injector_and_vlm
     assert all(v for k, v in grad.items() if k.startswith("backbone.") or k == "action_token")
     policy.apply_stage(1)
     assert grad["act_head.mlp.0.weight"] is False and policy.model.act_head.mlp[0].weight.requires_grad
+
+
+# --- two-stage training through the real train loop -------------------------------------------------------------
+def test_two_stage_training_stage2_starts_from_stage1_with_the_esm_frozen(tmp_path, release):
+    from safetensors.torch import load_file
+
+    from vla_ros.training.trainer import TrainConfig, train
+
+    kosmos = write_kosmos2_folder(tmp_path / "kosmos", weights=True)
+    ref = {"hidden_size": 16, "mlp_widths": [16, 8, 8], "injector_widths": [8, 16], "rotation": "rotvec"}
+    policy = {"method": "falcon", "image_size": 28, "proprio_dim": 1, "horizon": 5, "modalities": "rgb",
+              "vlm": {"kind": "hf", "path": str(kosmos), "patch_size": 14},
+              "method_args": {"esm": TINY_ESM, "reference": {**ref, "use_esm": False, "stage": 1}}}
+    common = {"steps": 2, "batch_size": 2, "eval_every": 2, "ckpt_every": 2, "val_batches": 1, "resume": False}
+    train(TrainConfig(policy=policy, out=str(tmp_path / "s1"), **common), progress=False)
+    s1 = load_file(str(tmp_path / "s1" / "checkpoint" / "model.safetensors"))
+    assert not any("spatial_injector" in k or "vggt_net" in k for k in s1)
+    stage2 = {**policy, "method_args": {"esm": TINY_ESM, "esm_checkpoint": str(release["esm"]),
+                                        "reference": {**ref, "stage": 2, "init_from": str(tmp_path / "s1" /
+                                                                                          "checkpoint")}}}
+    train(TrainConfig(policy=stage2, out=str(tmp_path / "s2"), **common), progress=False)
+    s2 = load_file(str(tmp_path / "s2" / "checkpoint" / "model.safetensors"))
+    for k, v in release["esm_state"].items():  # the ESM stayed frozen at the esm folder's values
+        torch.testing.assert_close(s2["model.act_head.vggt_net." + k], v, rtol=0, atol=0)
+    for k in ("model.act_head.mlp.0.weight", "model.act_head.actions.mlp.0.weight"):  # head MLPs frozen
+        torch.testing.assert_close(s2[k], s1[k], rtol=0, atol=0)
+    assert not torch.equal(s2["model.backbone.text_model.model.layers.0.ffn.fc1.weight"],
+                           s1["model.backbone.text_model.model.layers.0.ffn.fc1.weight"])  # the VLM trains
+    assert not torch.equal(s2["model.act_head.spatial_injector.proj1.0.weight"],
+                           torch.zeros_like(s2["model.act_head.spatial_injector.proj1.0.weight"]))  # injector trains
+    loaded = load_policy(tmp_path / "s2" / "checkpoint")
+    assert type(loaded).__name__ == "FalconReferencePolicy"
+    with pytest.raises(Exception, match="stage-1 checkpoint folder"):
+        make_policy({**stage2, "method_args": {**stage2["method_args"], "reference": {
+            **stage2["method_args"]["reference"], "init_from": str(tmp_path / "nowhere")}}})

@@ -34,6 +34,9 @@ class FalconReferenceArgs:
     prompt: the Kosmos-2 prompt ("{}" = the instruction).
     stage: 1 (full fine-tune, no ESM) or 2 (from stage 1: ESM frozen, action-head MLPs frozen, injector and VLM
         trained); train_vision / train_text_embedding: the reference's train_setup (both true).
+    init_from: stage 2: the stage-1 checkpoint (a vla_ros checkpoint folder of this architecture with use_esm
+        false) whose backbone, action token and head MLPs start the run; only the injector (and the ESM, from
+        esm_checkpoint) may be missing from it, anything else missing or unexpected is named.
     """
 
     head: Literal["fc", "lstm"] = "fc"
@@ -60,6 +63,7 @@ class FalconReferenceArgs:
     stage: int = 2
     train_vision: bool = True
     train_text_embedding: bool = True
+    init_from: str = ""
 
     def __post_init__(self):
         check(self.head in ("fc", "lstm"), "head", self.head, "expected 'fc' or 'lstm'")

@@ -41,13 +41,6 @@ class FalconReferenceModel(nn.Module):
                                          args.window)
 
 
-def check_esm_report(missing: list[str], unexpected: list[str], source: str) -> None:
-    """Raise naming the keys unless the ESM weights matched key for key."""
-    if missing or unexpected:
-        raise ConfigError(f"{source}: the ESM weights do not match the ESM: {len(missing)} missing "
-                          f"{missing[:10]}, {len(unexpected)} unexpected {unexpected[:10]}")
-
-
 class FalconReferencePolicy(Policy):
     """The reference architecture behind the `falcon` method (FalconConfig.architecture "reference")."""
 
@@ -75,12 +68,38 @@ class FalconReferencePolicy(Policy):
                                   else ()) + (("pose",) if args.use_esm and (args.camera_gt_pt > 0 or
                                                                              args.esm_gt == "random") else ())
         self._frames: list[torch.Tensor] = []  # the LSTM's ESM frame buffer
-        if args.use_esm and args_all.esm_checkpoint and external_weights:
-            from vla_ros.policies.falcon.modeling_falcon import load_esm_weights
+        if args.use_esm and args_all.esm_checkpoint and external_weights:  # the esm-1b folder or a file
+            from vla_ros.policies.falcon.loading_falcon import load_state_strict, read_esm_state
 
-            missing, unexpected = load_esm_weights(self.model.act_head.vggt_net, args_all.esm_checkpoint)
-            check_esm_report(missing, unexpected, args_all.esm_checkpoint)
+            load_state_strict(self.model.act_head.vggt_net, read_esm_state(args_all.esm_checkpoint),
+                              f"method_args.esm_checkpoint {args_all.esm_checkpoint}")
+        if args.init_from and external_weights:
+            self.load_stage1(args.init_from)
         self.apply_stage(args.stage)
+
+    def load_stage1(self, directory: str) -> None:
+        """Start stage 2 from a stage-1 checkpoint folder (model.safetensors): every key but the injector's and the
+        ESM's must be there, and nothing else."""
+        from pathlib import Path
+
+        from safetensors.torch import load_file
+
+        from vla_ros.core.constants import CKPT_WEIGHTS
+
+        f = Path(directory) / CKPT_WEIGHTS
+        if not f.is_file():
+            raise ConfigError(f"method_args.reference.init_from: {f} not found (a stage-1 checkpoint folder)")
+        state = load_file(str(f))
+        own = self.model.state_dict()
+        optional = ("model.act_head.spatial_injector.", "model.act_head.vggt_net.")
+        own = {f"model.{k}": v for k, v in own.items()}
+        missing = sorted(k for k in set(own) - set(state) if not k.startswith(optional))
+        unexpected = sorted(set(state) - set(own))
+        shapes = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shapes:
+            raise ConfigError(f"{f}: not a stage-1 checkpoint of this model: missing {missing[:8]}, unexpected "
+                              f"{unexpected[:8]}, shape mismatches {shapes[:8]}")
+        self.load_state_dict({k: v for k, v in state.items()}, strict=False)
 
     # --- training setup ---------------------------------------------------------------------------------------
     def apply_stage(self, stage: int) -> None:
