@@ -354,3 +354,37 @@ def test_two_stage_training_stage2_starts_from_stage1_with_the_esm_frozen(tmp_pa
     with pytest.raises(Exception, match="stage-1 checkpoint folder"):
         make_policy({**stage2, "method_args": {**stage2["method_args"], "reference": {
             **stage2["method_args"]["reference"], "init_from": str(tmp_path / "nowhere")}}})
+
+
+def test_bridge_card_and_statistics_map_actions_as_simplerenv(tmp_path, release):
+    import json
+
+    q01 = [-0.03, -0.04, -0.02, -0.08, -0.09, -0.2, 0.0]
+    q99 = [0.03, 0.04, 0.04, 0.08, 0.07, 0.2, 1.0]
+    (tmp_path / "stats.json").write_text(json.dumps({"action": {"q01": q01, "q99": q99}, "num_transitions": 1}))
+    opts = {**tiny_load_options(release["kosmos"], release["esm"]), "card": "falcon-fc-simpler-bridge",
+            "statistics": str(tmp_path / "stats.json")}
+    policy = load_policy(release["ckpt"], "cpu", opts)
+    assert policy.config.action_reference == "delta_target" and policy.config.dt_s == 0.2
+    assert policy.config.name == "falcon-fc-simpler-bridge" and policy.ref.action_norm == "q01_q99"
+    out = policy._unnormalize_arm(torch.tensor([[0.0, 1.0, -1.0, 0.0, 0.0, 0.0]]))[0]
+    torch.testing.assert_close(out[:3], torch.tensor([0.0, 0.04, -0.02]))  # 0.5 (a + 1)(q99 - q01) + q01
+    from scipy.spatial.transform import Rotation
+
+    rpy = [0.0, -0.01, 0.0]  # the midpoints of roll / pitch / yaw
+    torch.testing.assert_close(out[3:], torch.tensor(Rotation.from_euler("xyz", rpy).as_rotvec(),
+                                                     dtype=torch.float32), atol=1e-6, rtol=0)
+    with pytest.raises(Exception, match="load_options: unknown"):
+        load_policy(release["ckpt"], "cpu", {**opts, "unnorm": "bridge_orig"})
+
+
+def test_run_cli_turns_esm_and_load_options_into_a_dict():
+    import argparse
+
+    from vla_ros.commands.run import add_arguments, load_options
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--robot", "widowx", "--checkpoint", "x.ckpt", "--esm", "/m/esm",
+                              "--load-option", "dtype=bfloat16", "--load-option", "chunk=5"])
+    assert load_options(args) == {"esm": "/m/esm", "dtype": "bfloat16", "chunk": 5}

@@ -16,8 +16,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="", choices=("", "cpu", "cuda"), help="override the YAML's device")
     parser.add_argument("--actuate", action="store_true", help="send commands to the controller (default: dry run)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)")
+    parser.add_argument("--esm", default="", help="a released FALCON checkpoint's ESM folder (policy.load_options.esm)")
+    parser.add_argument("--load-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a released checkpoint's load option (YAML value), e.g. kosmos2=/models/kosmos-2")
     parser.add_argument("--record", default="", help="record observations, chunks, commands and status to this "
                                                       "MCAP rosbag2 folder")
+
+
+def load_options(args) -> dict:
+    """--esm and --load-option KEY=VALUE (VALUE parsed as YAML) -> a load_options dict."""
+    import yaml
+
+    from vla_ros.core.config import ConfigError
+
+    out = {"esm": args.esm} if getattr(args, "esm", "") else {}
+    for item in getattr(args, "load_option", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--load-option {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def run(args) -> int:
@@ -27,9 +45,15 @@ def run(args) -> int:
     from vla_ros.core.config import ConfigError
     from vla_ros.ros.launch_set import RobotStack
 
+    try:
+        options = load_options(args)
+    except ConfigError as exc:
+        print(f"vla-ros run: {exc}", file=sys.stderr)
+        return 1
     rclpy.init()
     try:
-        stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device)
+        stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device,
+                           load_options=options)
     except (ConfigError, ImportError) as exc:
         print(f"vla-ros run: {exc}", file=sys.stderr)
         rclpy.try_shutdown()

@@ -16,12 +16,14 @@ class RobotStack:
     MultiThreadedExecutor in a background thread."""
 
     def __init__(self, config: RuntimeConfig | str, checkpoint: str = "", instruction: str = "", actuate: bool = False,
-                 context=None, threads: int = 4, device: str = ""):
+                 context=None, threads: int = 4, device: str = "", load_options: dict | None = None):
         from vla_ros.ros.nodes.executor_node import ExecutorNode
         from vla_ros.ros.nodes.policy_node import PolicyNode
 
         cfg = load_runtime_config(config) if isinstance(config, str) else config
         over = {k: v for k, v in {"checkpoint": checkpoint, "instruction": instruction, "device": device}.items() if v}
+        if load_options:  # merged over the YAML's policy.load_options (e.g. a released FALCON's `esm` folder)
+            over["load_options"] = {**cfg.policy.load_options, **load_options}
         if over:
             pol = {**to_dict(cfg.policy), **over}
             cfg = from_dict(RuntimeConfig, {**to_dict(cfg), "policy": pol})
