@@ -365,7 +365,7 @@ def test_bridge_card_and_statistics_map_actions_as_simplerenv(tmp_path, release)
     opts = {**tiny_load_options(release["kosmos"], release["esm"]), "card": "falcon-fc-simpler-bridge",
             "statistics": str(tmp_path / "stats.json")}
     policy = load_policy(release["ckpt"], "cpu", opts)
-    assert policy.config.action_reference == "delta_target" and policy.config.dt_s == 0.2
+    assert policy.config.action_reference == "delta_measured" and policy.config.dt_s == 0.2
     assert policy.config.name == "falcon-fc-simpler-bridge" and policy.ref.action_norm == "q01_q99"
     out = policy._unnormalize_arm(torch.tensor([[0.0, 1.0, -1.0, 0.0, 0.0, 0.0]]))[0]
     torch.testing.assert_close(out[:3], torch.tensor([0.0, 0.04, -0.02]))  # 0.5 (a + 1)(q99 - q01) + q01

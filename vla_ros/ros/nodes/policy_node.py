@@ -106,7 +106,7 @@ class PolicyNode(LifecycleNode):
             lacking = [n for n in pc.proprio_names if n not in joints]
             if lacking:
                 raise ConfigError(f"checkpoint reads joints {lacking} that observation.joint_names {joints} lacks")
-        elif pc.proprio_dim != len(joints):
+        elif pc.proprio_dim and pc.proprio_dim != len(joints):  # 0: the model reads no joints (FALCON)
             raise ConfigError(f"checkpoint proprio_dim {pc.proprio_dim} != {len(joints)} configured joints")
         sensors = ReentrantCallbackGroup()
         before = set(self.subscriptions)
