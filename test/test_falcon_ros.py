@@ -61,3 +61,27 @@ def test_released_falcon_runs_on_widowx_over_dds(tmp_path, ros_context, robot_in
     assert c.horizon == 5 and abs(c.dt_s - 0.2) < 1e-9
     assert list(c.modalities) == ["rgb"] and c.method == "falcon"
     assert commands[-1].name == "arm" and len(commands[-1].cmd) == 6
+
+
+def test_policy_node_takes_the_esm_folder_as_a_parameter(tmp_path, ros_context, robot_interfaces):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from vla_ros.core.config import from_dict, to_dict
+    from vla_ros.ros.nodes.policy_node import PolicyNode
+    from vla_ros.runtime_config import RuntimeConfig
+
+    kosmos = write_kosmos2_folder(tmp_path / "kosmos")
+    esm, _ = write_esm_folder(tmp_path / "esm")
+    write_released_ckpt(tmp_path / "falcon.ckpt")
+    base = to_dict(load_runtime_config("widowx"))
+    cfg = from_dict(RuntimeConfig, {**base, "policy": {**base["policy"], "load_options": {"kosmos2": str(kosmos)}}})
+    node = PolicyNode(cfg, context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(tmp_path / "falcon.ckpt")), Parameter("esm", value=str(esm))])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node.last_error
+        assert type(node.policy).__name__ == "FalconReferencePolicy"
+        assert node.cfg.policy.load_options == {"kosmos2": str(kosmos), "esm": str(esm)}
+        node.trigger_cleanup()
+    finally:
+        node.destroy_node()

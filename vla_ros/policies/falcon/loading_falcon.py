@@ -218,7 +218,9 @@ def split_state(state: dict) -> tuple[dict, dict, list[str]]:
     outside `model.`)."""
     model, esm, other = {}, {}, []
     for k, v in state.items():
-        k2 = k[len("module."):] if k.startswith("module.") else k
+        k2 = k
+        for pre in ("_forward_module.", "module."):  # DeepSpeed / DDP wrappers
+            k2 = k2[len(pre):] if k2.startswith(pre) else k2
         if not k2.startswith("model."):
             other.append(k)
             continue

@@ -40,6 +40,8 @@ class PolicyNode(LifecycleNode):
         p("instruction", "", ParameterDescriptor(description="task instruction; may be changed at run time"))
         p("device", "", ParameterDescriptor(description="cpu or cuda (overrides the YAML)"))
         p("modalities", "", ParameterDescriptor(description="rgb | rgbd | rgbd_pose (overrides the YAML)"))
+        p("esm", "", ParameterDescriptor(description="a released FALCON checkpoint's ESM folder "
+                                                     "(policy.load_options.esm)", read_only=True))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.chunk_pub = None
@@ -88,6 +90,8 @@ class PolicyNode(LifecycleNode):
         cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
         overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities")}
         pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
+        if self.get_parameter("esm").value:
+            pol["load_options"] = {**pol.get("load_options", {}), "esm": self.get_parameter("esm").value}
         cfg.policy = from_dict(type(cfg.policy), pol, "policy")
         if not cfg.policy.checkpoint:
             raise ConfigError("policy.checkpoint: no checkpoint given (parameter `checkpoint` or the YAML)")
