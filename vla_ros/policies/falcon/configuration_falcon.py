@@ -32,6 +32,8 @@ class FalconReferenceArgs:
         the rotation vector of ActionChunk as SimplerEnv's euler2axangle does) or "rotvec" (vla_ros datasets).
     execute_steps: steps of each chunk to execute; 0 = the reference (FC: the whole chunk, LSTM: 1).
     prompt: the Kosmos-2 prompt ("{}" = the instruction).
+    depth_mask_all_ones: give the ESM an all-ones depth mask (the reference's CALVIN loader does, zeros and
+        invalid pixels included); default: the sensor's validity mask.
     stage: 1 (full fine-tune, no ESM) or 2 (from stage 1: ESM frozen, action-head MLPs frozen, injector and VLM
         trained); train_vision / train_text_embedding: the reference's train_setup (both true).
     init_from: stage 2: the stage-1 checkpoint (a vla_ros checkpoint folder of this architecture with use_esm
@@ -60,6 +62,7 @@ class FalconReferenceArgs:
     rotation: Literal["euler_xyz", "rotvec"] = "euler_xyz"
     execute_steps: int = 0
     prompt: str = "<grounding>An image of a robot {}"
+    depth_mask_all_ones: bool = False
     stage: int = 2
     train_vision: bool = True
     train_text_embedding: bool = True

@@ -143,6 +143,8 @@ class FalconReferencePolicy(Policy):
         tokens (FC: max, LSTM: mean), then the injector."""
         head = self.model.act_head
         esm_batch = {**batch, **{k[:-4]: v for k, v in batch.items() if k.endswith("_esm")}}
+        if self.ref.depth_mask_all_ones and "depth_valid" in esm_batch:
+            esm_batch["depth_valid"] = torch.ones_like(esm_batch["depth_valid"])
         kw = reference_esm_inputs(esm_batch, modalities, self.ref.esm_gt, self.ref.camera_gt_pt,
                                   self.ref.depth_gt_pt, self.rng)
         with torch.no_grad():
