@@ -388,3 +388,20 @@ def test_run_cli_turns_esm_and_load_options_into_a_dict():
     args = parser.parse_args(["--robot", "widowx", "--checkpoint", "x.ckpt", "--esm", "/m/esm",
                               "--load-option", "dtype=bfloat16", "--load-option", "chunk=5"])
     assert load_options(args) == {"esm": "/m/esm", "dtype": "bfloat16", "chunk": 5}
+
+
+def test_per_step_deltas_are_composed_for_a_delta_measured_chunk():
+    from scipy.spatial.transform import Rotation
+
+    from vla_ros.policies.falcon.modeling_falcon_reference import accumulate_deltas
+
+    step = np.array([0.01, 0.0, -0.02, 0.0, 0.0, 0.1, 1.0])
+    chunk = np.stack([step, step, step])[:, None]  # (3, 1, 7)
+    out = accumulate_deltas(chunk)
+    np.testing.assert_allclose(out[:, 0, :3], [[0.01, 0, -0.02], [0.02, 0, -0.04], [0.03, 0, -0.06]], atol=1e-12)
+    np.testing.assert_allclose(out[:, 0, 5], [0.1, 0.2, 0.3], atol=1e-12)  # about one axis: angles add
+    twist = np.array([[0, 0, 0, 0.3, 0, 0, 0], [0, 0, 0, 0, 0.4, 0, 0]], float)[:, None]
+    r = accumulate_deltas(twist)[1, 0, 3:6]
+    expect = (Rotation.from_rotvec([0, 0.4, 0]) * Rotation.from_rotvec([0.3, 0, 0])).as_rotvec()
+    np.testing.assert_allclose(r, expect, atol=1e-12)
+    assert np.array_equal(out[:, 0, 6], chunk[:, 0, 6])

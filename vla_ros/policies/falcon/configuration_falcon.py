@@ -31,6 +31,9 @@ class FalconReferenceArgs:
     rotation: the 3 rotation values of an action: "euler_xyz" (the reference data: roll, pitch, yaw; turned into
         the rotation vector of ActionChunk as SimplerEnv's euler2axangle does) or "rotvec" (vla_ros datasets).
     execute_steps: steps of each chunk to execute; 0 = the reference (FC: the whole chunk, LSTM: 1).
+    accumulate_deltas: the reference's actions are per-step deltas (each on the previous step, as SimplerEnv's
+        target-delta controller and CALVIN apply them); a delta_measured chunk holds each step relative to the
+        observation's pose, so with this on the steps are composed (p_j = sum dp, R_j = dR_j ... dR_1).
     prompt: the Kosmos-2 prompt ("{}" = the instruction).
     depth_mask_all_ones: give the ESM an all-ones depth mask (the reference's CALVIN loader does, zeros and
         invalid pixels included); default: the sensor's validity mask.
@@ -61,6 +64,7 @@ class FalconReferenceArgs:
     action_mask: list[bool] = field(default_factory=list)
     rotation: Literal["euler_xyz", "rotvec"] = "euler_xyz"
     execute_steps: int = 0
+    accumulate_deltas: bool = True
     prompt: str = "<grounding>An image of a robot {}"
     depth_mask_all_ones: bool = False
     stage: int = 2

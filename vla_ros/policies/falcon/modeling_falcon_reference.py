@@ -243,6 +243,8 @@ class FalconReferencePolicy(Policy):
     def postprocess(self, actions, obs):
         """FC executes the whole chunk, LSTM its first step (execute_steps overrides)."""
         n = self.ref.execute_steps or (actions.shape[0] if self.ref.head == "fc" else 1)
+        if self.ref.accumulate_deltas and self.config.action_reference == "delta_measured":
+            actions = accumulate_deltas(actions)
         return actions[:n]
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
@@ -270,6 +272,21 @@ class FalconReferencePolicy(Policy):
         total = arm_loss + self.ref.gripper_weight * grip_loss
         return total, {"arm_loss": float(arm_loss.detach()), "gripper_bce": float(grip_loss.detach()),
                        "gripper_acc": float(acc), "action_loss": float(total.detach()), "loss": float(total.detach())}
+
+
+def accumulate_deltas(actions: np.ndarray) -> np.ndarray:
+    """(T, A, 7) per-step deltas (xyz, rotation vector, gripper) -> each step relative to the start: positions
+    summed, rotations composed in the base frame (R_j = dR_j @ R_{j-1}), the gripper unchanged."""
+    from scipy.spatial.transform import Rotation
+
+    out = np.array(actions, dtype=np.float64, copy=True)
+    out[..., :3] = np.cumsum(out[..., :3], axis=0)
+    for a in range(out.shape[1]):
+        R = Rotation.identity()
+        for j in range(out.shape[0]):
+            R = Rotation.from_rotvec(actions[j, a, 3:6]) * R
+            out[j, a, 3:6] = R.as_rotvec()
+    return out.astype(np.asarray(actions).dtype)
 
 
 def _euler_to_rotvec(rpy: torch.Tensor) -> torch.Tensor:
