@@ -14,6 +14,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from falcon_release import (  # noqa: E402
     TINY_ESM,
+    TINY_TEXT,
+    TINY_VISION,
     reference_head_state,
     tiny_load_options,
     write_esm_folder,
@@ -405,3 +407,26 @@ def test_per_step_deltas_are_composed_for_a_delta_measured_chunk():
     expect = (Rotation.from_rotvec([0, 0.4, 0]) * Rotation.from_rotvec([0.3, 0, 0])).as_rotvec()
     np.testing.assert_allclose(r, expect, atol=1e-12)
     assert np.array_equal(out[:, 0, 6], chunk[:, 0, 6])
+
+
+def test_the_action_token_sits_before_eos_after_the_image_and_prompt():
+    """RoboVLMs order [BOS, 64 image tokens, prompt, ACTION, EOS] under causal attention: the action state depends
+    on the image and every prompt token but not on EOS, which comes after it."""
+    from transformers import Kosmos2Config, Kosmos2ForConditionalGeneration
+
+    from vla_ros.policies.falcon.kosmos_falcon import action_token_states
+
+    torch.manual_seed(0)
+    kos = Kosmos2ForConditionalGeneration(Kosmos2Config(text_config=TINY_TEXT, vision_config=TINY_VISION,
+                                                        latent_query_num=4)).eval()
+    tok = torch.randn(32)
+    px = torch.randn(1, 3, 28, 28)
+    ids = torch.tensor([[0, 5, 6, 7, 2]])  # <s> an image of </s>
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        a = action_token_states(kos, tok, px, ids, mask)
+        b = action_token_states(kos, tok, px, torch.tensor([[0, 5, 6, 7, 3]]), mask)  # another last token
+        c = action_token_states(kos, tok, px, torch.tensor([[0, 5, 6, 8, 2]]), mask)  # another prompt token
+        d = action_token_states(kos, tok, px + 1, ids, mask)  # another image
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c) and not torch.allclose(a, d)
