@@ -430,3 +430,15 @@ def test_the_action_token_sits_before_eos_after_the_image_and_prompt():
         d = action_token_states(kos, tok, px + 1, ids, mask)  # another image
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c) and not torch.allclose(a, d)
+
+
+def test_a_ckpt_without_hyper_parameters_takes_the_head_from_options(tmp_path, release):
+    write_released_ckpt(tmp_path / "lstm.ckpt", kind="lstm", chunk=4)
+    ckpt = torch.load(str(tmp_path / "lstm.ckpt"), weights_only=True)
+    del ckpt["hyper_parameters"]
+    torch.save(ckpt, str(tmp_path / "bare.ckpt"))
+    opts = tiny_load_options(release["kosmos"], release["esm"])
+    with pytest.raises(ReleasedCheckpointError, match="act_head.rnn"):  # FC assumed: the LSTM keys are named
+        load_policy(tmp_path / "bare.ckpt", "cpu", opts)
+    policy = load_policy(tmp_path / "bare.ckpt", "cpu", {**opts, "head": "lstm", "window": 2})
+    assert policy.ref.head == "lstm" and policy.config.horizon == 4 and policy.ref.window == 2  # chunk: tensors
