@@ -1,7 +1,8 @@
 """Shared launch description: policy node (lifecycle, auto configure + activate) + executor/adapter of one robot.
 
 Arguments: checkpoint, instruction, config (robot YAML name or path), actuate (default false = dry run),
-device, backend and url (a policy server on another machine; its key from the YAML or $VLA_ROS_API_KEY).
+device, esm (a released FALCON checkpoint's ESM folder), backend and url (a policy server on another
+machine; its key from the YAML or $VLA_ROS_API_KEY).
 Included by <robot>.launch.py with the robot's config. Every process it starts gets vla_ros's Fast DDS
 profile (large shared-memory segment for camera frames, loopback UDP) unless FASTDDS_DEFAULT_PROFILES_FILE is
 already set; include your camera driver's launch after it so the driver publishes with the same profile.
@@ -29,13 +30,15 @@ def robot_launch(default_config: str, default_checkpoint: str | None = None,
         DeclareLaunchArgument("device", default_value="", description="cpu or cuda (default: the YAML's)"),
         DeclareLaunchArgument("backend", default_value="", description="local | openpi | openvla_oft (default: YAML)"),
         DeclareLaunchArgument("url", default_value="", description="policy server URL of a remote backend"),
+        DeclareLaunchArgument("esm", default_value="", description="a released FALCON checkpoint's ESM folder"),
     ]
     dds = [SetEnvironmentVariable(v, EnvironmentVariable(v, default_value=str(PROFILE))) for v in PROFILE_VARS]
     policy = LifecycleNode(
         package="vla_ros", executable="policy_node", name="vla_policy", namespace="", output="screen",
         parameters=[{"config": LaunchConfiguration("config"), "checkpoint": LaunchConfiguration("checkpoint"),
                      "instruction": LaunchConfiguration("instruction"), "device": LaunchConfiguration("device"),
-                     "backend": LaunchConfiguration("backend"), "url": LaunchConfiguration("url")}])
+                     "backend": LaunchConfiguration("backend"), "url": LaunchConfiguration("url"),
+                     "esm": LaunchConfiguration("esm")}])
     executor = Node(package="vla_ros", executable="executor_node", name="vla_executor", output="screen",
                     parameters=[{"config": LaunchConfiguration("config"), "actuate": LaunchConfiguration("actuate")}])
     configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(policy),

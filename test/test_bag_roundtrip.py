@@ -54,7 +54,8 @@ def test_round_trip(tmp_path):
     assert set(np.unique(grip)) == {0.0, 1.0} and np.all(grip[:closed] == 1.0) and np.all(grip[closed:] == 0.0)
     assert abs(ep["stamp_s"][closed] + 0.5 - (T0_S + 0.75)) <= 0.1 + 1e-6  # the width reads 0 from ~0.75 s
     train_cfg = {"policy": {"method": "falcon", "proprio_dim": 7, "rotation_ref_quat_xyzw": [1.0, 0.0, 0.0, 0.0],
-                            "method_args": {"esm": {"embed_dim": 32, "heads": 2, "depth": 1, "dino_depth": 1}}},
+                            "method_args": {"architecture": "compact",
+                                            "esm": {"embed_dim": 32, "heads": 2, "depth": 1, "dino_depth": 1}}},
                  "dataset": str(tmp_path / "ds"), "out": str(tmp_path / "run"), "steps": 4, "batch_size": 4,
                  "eval_every": 2, "ckpt_every": 2}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_cfg))

@@ -13,7 +13,8 @@ from vla_ros.policies.spatial_model.esm import ESMConfig, StateDictMismatch  # n
 from vla_ros.training.esm_pretrain import ESMPretrainConfig, pretrain  # noqa: E402
 
 TINY = dict(embed_dim=32, heads=2, depth=2, patch_size=8, img_size=32, dino_depth=1, camera_head=True,
-            depth_head=True, pose_frame="base", dpt_features=8, dpt_out_channels=[8, 8, 16, 16], head_heads=2)
+            depth_head=True, pose_frame="base", dpt_features=8, dpt_out_channels=[8, 8, 16, 16], head_heads=2,
+            input_convention="legacy")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_pretraining_learns_depth_and_pose_and_saves_a_loadable_folder(sim_datas
     from vla_ros.policies.factory import make_policy, tiny_config
 
     falcon_esm = {k: v for k, v in TINY.items() if k not in ("camera_head", "depth_head")}
-    policy = make_policy(tiny_config("falcon", image_size=32, proprio_dim=8, method_args={
+    policy = make_policy(tiny_config("falcon", image_size=32, proprio_dim=8, method_args={"architecture": "compact",
         "esm": {**falcon_esm, "camera_head": False, "depth_head": False},
         "esm_checkpoint": str(tmp_path / "esm")}))
     missing, unexpected = policy.esm_load_report
@@ -50,11 +51,11 @@ def test_pretraining_learns_depth_and_pose_and_saves_a_loadable_folder(sim_datas
     torch.testing.assert_close(policy.esm.state_dict()[k], saved[k])
 
     with pytest.raises(StateDictMismatch, match="esm.pose_frame"):
-        make_policy(tiny_config("falcon", image_size=32, proprio_dim=8, method_args={
+        make_policy(tiny_config("falcon", image_size=32, proprio_dim=8, method_args={"architecture": "compact",
             "esm": {**falcon_esm, "camera_head": False, "depth_head": False, "pose_frame": "first_camera"},
             "esm_checkpoint": str(tmp_path / "esm")}))
     with pytest.raises(StateDictMismatch, match="esm.embed_dim"):
-        make_policy(tiny_config("falcon", image_size=32, proprio_dim=8, method_args={
+        make_policy(tiny_config("falcon", image_size=32, proprio_dim=8, method_args={"architecture": "compact",
             "esm": {**falcon_esm, "embed_dim": 64, "camera_head": False, "depth_head": False},
             "esm_checkpoint": str(tmp_path / "esm")}))
 

@@ -46,7 +46,8 @@ def test_an_rgb_only_falcon_trains_differently_from_an_rgbd_pose_one():
     batch = synthetic_batch(build("falcon").config, 4, seed=3)
     losses = []
     for mods in ("rgb", "rgbd_pose"):
-        policy = build("falcon", seed=7, modalities=mods, method_args={"p_drop_depth": 0.0, "p_drop_pose": 0.0})
+        args = {**tiny_config("falcon").method_args, "p_drop_depth": 0.0, "p_drop_pose": 0.0}
+        policy = build("falcon", seed=7, modalities=mods, method_args=args)
         policy.adapter[-1].weight.data.normal_(0, 0.1)  # let the spatial tokens reach the head
         policy.train()
         losses.append(policy.compute_loss(batch)[1]["action_loss"])

@@ -154,14 +154,16 @@ def test_checkpoint_does_not_reread_external_weights(tmp_path):
     esm_cfg = tiny_config("falcon").method_args["esm"]
     torch.manual_seed(3)
     save_file(EmbodiedSpatialModel(ESMConfig(**esm_cfg)).state_dict(), str(tmp_path / "esm.safetensors"))
-    policy = build("falcon", method_args={"esm": esm_cfg, "esm_checkpoint": str(tmp_path / "esm.safetensors")})
+    policy = build("falcon", method_args={"architecture": "compact", "esm": esm_cfg,
+                                 "esm_checkpoint": str(tmp_path / "esm.safetensors")})
     assert policy.esm_load_report == ([], [])
     save_checkpoint(policy, tmp_path / "ckpt")
     (tmp_path / "esm.safetensors").unlink()
     loaded = load_policy(tmp_path / "ckpt")
     torch.testing.assert_close(loaded.esm.state_dict(), policy.esm.state_dict())
     with pytest.raises(FileNotFoundError, match="esm.safetensors"):
-        build("falcon", method_args={"esm": esm_cfg, "esm_checkpoint": str(tmp_path / "esm.safetensors")})
+        build("falcon", method_args={"architecture": "compact", "esm": esm_cfg,
+                                 "esm_checkpoint": str(tmp_path / "esm.safetensors")})
 
 
 def test_lstm_head_keeps_a_history_window_until_reset():

@@ -119,8 +119,9 @@ def paper_scale_cuda() -> dict:
     out["paper.esm_vggt1b_cuda_peak_allocated_mb"] = scalar(peak, "MB")
     folder = tempfile.mkdtemp(prefix="vla_paligemma_cfg_")
     PaliGemmaConfig().save_pretrained(folder)
-    for method, args in (("falcon", {"esm": {"embed_dim": 1024, "heads": 16, "depth": 24, "patch_size": 14,
-                                              "img_size": 518, "dino_depth": 24, "init_values": 1.0}}),
+    esm_1b = {"embed_dim": 1024, "heads": 16, "depth": 24, "patch_size": 14, "img_size": 518, "dino_depth": 24,
+              "init_values": 1.0}
+    for method, args in (("falcon", {"architecture": "compact", "esm": esm_1b}),
                          ("spatialvla_legacy", {})):
         cfg = tiny_config(method, image_size=224, vlm={"kind": "hf", "path": folder, "width": 2048, "heads": 8,
                                                       "depth": 18, "patch_size": 14}, method_args=args)

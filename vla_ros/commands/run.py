@@ -21,8 +21,26 @@ def add_arguments(parser) -> None:
                         help="where the policy runs: here (local) or a server (override the YAML)")
     parser.add_argument("--url", default="", help="the policy server (ws://host:port or http://host:port/act)")
     parser.add_argument("--api-key", default="", help="the policy server's key")
+    parser.add_argument("--esm", default="", help="a released FALCON checkpoint's ESM folder (policy.load_options.esm)")
+    parser.add_argument("--load-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a released checkpoint's load option (YAML value), e.g. kosmos2=/models/kosmos-2")
     parser.add_argument("--record", default="", help="record observations, chunks, commands and status to this "
                                                       "MCAP rosbag2 folder")
+
+
+def load_options(args) -> dict:
+    """--esm and --load-option KEY=VALUE (VALUE parsed as YAML) -> a load_options dict."""
+    import yaml
+
+    from vla_ros.core.config import ConfigError
+
+    out = {"esm": args.esm} if getattr(args, "esm", "") else {}
+    for item in getattr(args, "load_option", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--load-option {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def run(args) -> int:
@@ -33,10 +51,15 @@ def run(args) -> int:
     from vla_ros.ros.launch_set import RobotStack
     from vla_ros.ros.spin import init_ros
 
+    try:
+        options = load_options(args)
+    except ConfigError as exc:
+        print(f"vla-ros run: {exc}", file=sys.stderr)
+        return 1
     init_ros()
     try:
         stack = RobotStack(args.robot, args.checkpoint, args.instruction, args.actuate, device=args.device,
-                           backend=args.backend, url=args.url, api_key=args.api_key)
+                           backend=args.backend, url=args.url, api_key=args.api_key, load_options=options)
     except (ConfigError, ImportError) as exc:
         print(f"vla-ros run: {exc}", file=sys.stderr)
         rclpy.try_shutdown()

@@ -18,13 +18,16 @@ class RobotStack:
     themselves (py-spy: its spin thread held the GIL in 26% of samples, mostly building wait sets)."""
 
     def __init__(self, config: RuntimeConfig | str, checkpoint: str = "", instruction: str = "", actuate: bool = False,
-                 context=None, device: str = "", backend: str = "", url: str = "", api_key: str = ""):
+                 context=None, device: str = "", backend: str = "", url: str = "", api_key: str = "",
+                 load_options: dict | None = None):
         from vla_ros.ros.nodes.executor_node import ExecutorNode
         from vla_ros.ros.nodes.policy_node import PolicyNode
 
         cfg = load_runtime_config(config) if isinstance(config, str) else config
         over = {k: v for k, v in {"checkpoint": checkpoint, "instruction": instruction, "device": device,
                                   "backend": backend, "url": url, "api_key": api_key}.items() if v}
+        if load_options:  # merged over the YAML's policy.load_options (e.g. a released FALCON's `esm` folder)
+            over["load_options"] = {**cfg.policy.load_options, **load_options}
         if over:
             pol = {**to_dict(cfg.policy), **over}
             cfg = from_dict(RuntimeConfig, {**to_dict(cfg), "policy": pol})

@@ -37,7 +37,12 @@ def save_checkpoint(policy: Policy, directory: str | Path, extra: dict | None = 
     mid-save) never sees a half-written file."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    state, seen = {}, set()
+    for k, v in policy.state_dict().items():  # tied weights (e.g. Kosmos-2's lm_head) are stored once per key
+        v = v.detach().cpu().contiguous()
+        ptr = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        state[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
     teacher = [k for k in state if "teacher" in k.split(".")[0]]
     if teacher:
         raise CheckpointError(f"refusing to save teacher weights {teacher[:4]}: the teacher is training-only")

@@ -24,7 +24,7 @@ ESM_WEIGHTS, ESM_CONFIG = "model.safetensors", "config.yaml"
 
 def _tiny_esm() -> ESMConfig:
     return ESMConfig(embed_dim=64, heads=4, depth=2, patch_size=8, img_size=64, dino_depth=1, camera_head=True,
-                     depth_head=True, pose_frame="base")
+                     depth_head=True, pose_frame="base", input_convention="legacy", pos_embed_antialias=False)
 
 
 @dataclass

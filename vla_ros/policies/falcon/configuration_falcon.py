@@ -2,27 +2,116 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from vla_ros.core.config import check, check_range
 from vla_ros.policies.spatial_model.esm import ESMConfig
 
 
 @dataclass
-class FalconConfig:
-    """Args:
-    esm: the Embodied Spatial Model's sizes (ESMConfig.vggt_1b() at paper scale). FALCON reads its tokens
-        only, so leave its heads off (their checkpoint keys are then reported as unexpected).
-    esm_checkpoint: local file (.safetensors or .pt) with VGGT-1B or FALCON ESM weights; '' = from scratch.
-    p_drop_depth / p_drop_pose: probability that depth / pose is withheld per training sample (0.33 in FALCON).
-    pool: how spatial tokens are pooled over tokens: "max", "mean", or "auto" (max for the MLP head, mean for
-        the LSTM head, as in FALCON).
-    adapter_hidden: width of the adapter MLP (its last layer is zero-initialised).
-    stage: fine-tuning stage; `freeze[str(stage)]` lists parameter-name prefixes frozen in that stage
-        (stage 1: the pretrained ESM stays fixed while VLM, adapter and head learn; stage 2: all train).
+class FalconReferenceArgs:
+    """The released FALCON (RoboVLMs + Kosmos-2 + ESM); `vlm.path` names a local Kosmos-2 folder. Args:
+    head: "fc" (FCDecoder(_ESM), max pooling of the ESM tokens) or "lstm" (LSTMDecoder(_ESM), mean pooling, the
+        ESM over the window's frames jointly). The chunk size (fwd_pred_next_n) is the policy's `horizon`.
+    use_esm: False = stage 1 (plain FCDecoder/LSTMDecoder, no ESM, no injector); True = the *_ESM heads.
+    window: frames per sample (history_type "post": each frame encoded by Kosmos-2 on its own); FC 1, LSTM 16.
+    hidden_size: the head width (1024); mlp_widths: MLPTanhHead's ([1024, 512, 256]);
+    injector_widths: PCDInjector_V1's ([512, 1024]); lstm_layers: 4.
+    camera_gt_pt / depth_gt_pt: fraction of the frames given the ground-truth pose / depth (the ESM's
+        `inference`: round(S * pt) frames, frame 0 first; 0 in the released configs = RGB only).
+    esm_gt: how those frames are chosen, in training and at inference: "fraction" (the reference action heads
+        call the ESM's `inference` in training too) or "random" (the ESM's own training draw, per batch: with
+        p 0.33 none, else k ~ U{0..S}: frames 0..k-1 get the pose; frame 0 + k-1 random others the depth).
+    arm_loss: "huber" (the reference, F.huber_loss delta huber_delta=1) or "mse"; gripper_weight: BCE weight
+        (arm_gripper_loss_ratio 0.01).
+    action_norm: "none" (norm_action false), "clip" (CALVIN: arm dims clipped to norm_bounds and mapped to
+        [-1, 1]; the gripper not normalised), "q01_q99" (the SimplerEnv wrappers of the OXE checkpoints:
+        0.5 (a + 1)(q99 - q01) + q01 where action_mask, from the dataset statistics: action_q01 / action_q99 /
+        action_mask, 7 values each) or "stats" (vla_ros NormStats, not the reference).
+    rotation: the 3 rotation values of an action: "euler_xyz" (the reference data: roll, pitch, yaw; turned into
+        the rotation vector of ActionChunk as SimplerEnv's euler2axangle does) or "rotvec" (vla_ros datasets).
+    execute_steps: steps of each chunk to execute; 0 = the reference (FC: the whole chunk, LSTM: 1).
+    accumulate_deltas: the reference's actions are per-step deltas (each on the previous step, as SimplerEnv's
+        target-delta controller and CALVIN apply them); a delta_measured chunk holds each step relative to the
+        observation's pose, so with this on the steps are composed (p_j = sum dp, R_j = dR_j ... dR_1).
+    prompt: the Kosmos-2 prompt ("{}" = the instruction).
+    depth_mask_all_ones: give the ESM an all-ones depth mask (the reference's CALVIN loader does, zeros and
+        invalid pixels included); default: the sensor's validity mask.
+    stage: 1 (full fine-tune, no ESM) or 2 (from stage 1: ESM frozen, action-head MLPs frozen, injector and VLM
+        trained); train_vision / train_text_embedding: the reference's train_setup (both true).
+    init_from: stage 2: the stage-1 checkpoint (a vla_ros checkpoint folder of this architecture with use_esm
+        false) whose backbone, action token and head MLPs start the run; only the injector (and the ESM, from
+        esm_checkpoint) may be missing from it, anything else missing or unexpected is named.
     """
 
+    head: Literal["fc", "lstm"] = "fc"
+    use_esm: bool = True
+    window: int = 1
+    hidden_size: int = 1024
+    mlp_widths: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    injector_widths: list[int] = field(default_factory=lambda: [512, 1024])
+    lstm_layers: int = 4
+    camera_gt_pt: float = 0.0
+    depth_gt_pt: float = 0.0
+    esm_gt: Literal["fraction", "random"] = "fraction"
+    arm_loss: Literal["huber", "mse"] = "huber"
+    huber_delta: float = 1.0
+    gripper_weight: float = 0.01
+    action_norm: Literal["none", "clip", "q01_q99", "stats"] = "none"
+    norm_bounds: list[float] = field(default_factory=lambda: [-0.65, 0.65])
+    action_q01: list[float] = field(default_factory=list)
+    action_q99: list[float] = field(default_factory=list)
+    action_mask: list[bool] = field(default_factory=list)
+    rotation: Literal["euler_xyz", "rotvec"] = "euler_xyz"
+    execute_steps: int = 0
+    accumulate_deltas: bool = True
+    prompt: str = "<grounding>An image of a robot {}"
+    depth_mask_all_ones: bool = False
+    stage: int = 2
+    train_vision: bool = True
+    train_text_embedding: bool = True
+    init_from: str = ""
+
+    def __post_init__(self):
+        check(self.head in ("fc", "lstm"), "head", self.head, "expected 'fc' or 'lstm'")
+        check(self.esm_gt in ("fraction", "random"), "esm_gt", self.esm_gt, "expected 'fraction' or 'random'")
+        check(self.arm_loss in ("huber", "mse"), "arm_loss", self.arm_loss, "expected 'huber' or 'mse'")
+        check(self.action_norm in ("none", "clip", "q01_q99", "stats"), "action_norm", self.action_norm,
+              "expected 'none', 'clip', 'q01_q99' or 'stats'")
+        check(self.action_norm != "q01_q99" or (len(self.action_q01) == len(self.action_q99) == 7
+                                                 and len(self.action_mask) == 7), "action_q01", self.action_q01,
+              "q01_q99 needs action_q01, action_q99 and action_mask of 7 values each")
+        check(self.rotation in ("euler_xyz", "rotvec"), "rotation", self.rotation, "expected 'euler_xyz' or 'rotvec'")
+        check_range("window", self.window, 1, 256)
+        check_range("camera_gt_pt", self.camera_gt_pt, 0.0, 1.0)
+        check_range("depth_gt_pt", self.depth_gt_pt, 0.0, 1.0)
+        check(len(self.injector_widths) == 2, "injector_widths", self.injector_widths, "expected 2 widths")
+        check(len(self.norm_bounds) == 2 and self.norm_bounds[0] < self.norm_bounds[1], "norm_bounds",
+              self.norm_bounds, "expected [low, high] with low < high")
+        check(self.stage in (1, 2), "stage", self.stage, "expected 1 or 2")
+        check(self.stage == 1 or self.use_esm, "use_esm", self.use_esm, "stage 2 trains the ESM injector")
+
+
+@dataclass
+class FalconConfig:
+    """Args:
+    architecture: "reference" (the released FALCON: Kosmos-2, its action heads, see FalconReferenceArgs) or
+        "compact" (the small vla_ros model of the bundled sim checkpoints: tiny VLM + adapter; pending
+        retraining as "reference").
+    esm: the Embodied Spatial Model's sizes (ESMConfig.vggt_1b(point_head=False) for the released esm-1b).
+    esm_checkpoint: local file (.safetensors or .pt) with VGGT-1B or FALCON ESM weights, or an ESM folder;
+        '' = from scratch (or the checkpoint provides them).
+    reference: the reference architecture's settings.
+    Compact only: p_drop_depth / p_drop_pose: probability that depth / pose is withheld per training sample;
+    pool: "max", "mean", or "auto" (max for the MLP head, mean for the LSTM head); adapter_hidden: the adapter
+    MLP width (its last layer zero-initialised); stage / freeze: `freeze[str(stage)]` lists parameter-name
+    prefixes frozen in that stage.
+    """
+
+    architecture: Literal["reference", "compact"] = "reference"
     esm: ESMConfig = field(default_factory=ESMConfig)
     esm_checkpoint: str = ""
+    reference: FalconReferenceArgs = field(default_factory=FalconReferenceArgs)
     p_drop_depth: float = 0.33
     p_drop_pose: float = 0.33
     pool: str = "auto"
@@ -31,6 +120,8 @@ class FalconConfig:
     freeze: dict[str, list[str]] = field(default_factory=lambda: {"1": ["esm."], "2": []})
 
     def __post_init__(self):
+        check(self.architecture in ("reference", "compact"), "architecture", self.architecture,
+              "expected 'reference' or 'compact'")
         check_range("p_drop_depth", self.p_drop_depth, 0.0, 1.0)
         check_range("p_drop_pose", self.p_drop_pose, 0.0, 1.0)
         check(self.pool in ("auto", "max", "mean"), "pool", self.pool, "expected 'auto', 'max' or 'mean'")

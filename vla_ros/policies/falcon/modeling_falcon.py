@@ -1,6 +1,9 @@
 """FALCON: spatial tokens from an Embodied Spatial Model (last-layer patch tokens, pooled over tokens) go
-through a zero-initialised MLP adapter and are ADDED to the VLM's action-token hidden state before the action
-head. Depth and camera pose are optional ESM inputs withheld at random in training (see processing_falcon.py).
+through a zero-initialised adapter and are ADDED to the VLM's action-token hidden state before the action head.
+
+`method_args.architecture` picks the model: "reference" (the default: the released FALCON, Kosmos-2 + the
+reference heads, see modeling_falcon_reference.py) or "compact" (this file's small model of the bundled sim
+checkpoints: tiny VLM, LayerNorm/GELU adapter, vla_ros heads; depth and pose withheld per sample in training).
 """
 from __future__ import annotations
 
@@ -54,7 +57,17 @@ def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
 class FalconPolicy(BaselinePolicy):
     method = "falcon"
     INPUTS = ("rgb", "depth", "pose")
-    TINY_ARGS = {"esm": {"embed_dim": 64, "heads": 4, "depth": 2, "patch_size": 8, "img_size": 64, "dino_depth": 1}}
+    TINY_ARGS = {"architecture": "compact",
+                 "esm": {"embed_dim": 64, "heads": 4, "depth": 2, "patch_size": 8, "img_size": 64, "dino_depth": 1,
+                         "input_convention": "legacy", "pos_embed_antialias": False}}
+
+    def __new__(cls, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
+        """architecture "reference" builds a FalconReferencePolicy instead (same method name)."""
+        if cls is FalconPolicy and config.method_args.get("architecture", "reference") == "reference":
+            from vla_ros.policies.falcon.modeling_falcon_reference import FalconReferencePolicy
+
+            return FalconReferencePolicy(config, norm_stats, external_weights)
+        return super().__new__(cls)
 
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
         super().__init__(config, norm_stats, external_weights)

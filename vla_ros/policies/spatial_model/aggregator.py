@@ -28,6 +28,7 @@ class DinoPatchEmbed(nn.Module):
         super().__init__()
         C, g = cfg.embed_dim, cfg.img_size // cfg.patch_size
         self.patch_size = cfg.patch_size
+        self.antialias = cfg.pos_embed_antialias
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + g * g, C) * 0.02)
         self.register_tokens = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, C))
@@ -37,18 +38,26 @@ class DinoPatchEmbed(nn.Module):
         self.blocks = nn.ModuleList(Block(C, cfg.heads, init_values=cfg.init_values) for _ in range(cfg.dino_depth))
         self.norm = nn.LayerNorm(C)
 
+    def patch_pos_embed(self, gh: int, gw: int) -> torch.Tensor:
+        """(1, gh * gw, C): the patch position embedding on a gh x gw grid (DINOv2/VGGT: bicubic in float32,
+        antialiased unless pos_embed_antialias is off; unchanged on the stored grid)."""
+        pos = self.pos_embed
+        g0 = int((pos.shape[1] - 1) ** 0.5)
+        patch_pos = pos[:, 1:]
+        if (gh, gw) != (g0, g0):
+            grid = patch_pos.float().reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
+            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False,
+                                      antialias=self.antialias)
+            patch_pos = patch_pos.flatten(2).transpose(1, 2).to(pos.dtype)
+        return patch_pos
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
         p = self.patch_embed.proj(x)
         gh, gw = p.shape[-2:]
         p = p.flatten(2).transpose(1, 2)
         pos = self.pos_embed
-        g0 = int((pos.shape[1] - 1) ** 0.5)
-        patch_pos = pos[:, 1:]
-        if (gh, gw) != (g0, g0):
-            grid = patch_pos.reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
-            patch_pos = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
-            patch_pos = patch_pos.flatten(2).transpose(1, 2)
+        patch_pos = self.patch_pos_embed(gh, gw)
         x = torch.cat([self.cls_token.expand(B, -1, -1) + pos[:, :1], self.register_tokens.expand(B, -1, -1),
                        p + patch_pos], 1)
         for blk in self.blocks:
@@ -82,23 +91,29 @@ class Aggregator(nn.Module):
     def forward(self, images: torch.Tensor, depth: torch.Tensor | None = None, depth_valid: torch.Tensor | None = None,
                 pose9: torch.Tensor | None = None, depth_on: torch.Tensor | None = None,
                 pose_on: torch.Tensor | None = None) -> tuple[list[torch.Tensor], int]:
-        """images (B, S, 3, H, W) in [0, 1]; depth/depth_valid (B, S, H, W); pose9 (B, S, 9); depth_on/pose_on
-        (B,) bool select per sample whether the optional input is used (else its placeholder).
-        Returns per-layer tokens (B, S, 5 + P, 2C) and patch_start_idx."""
+        """images (B, S, 3, H, W) in [0, 1]; depth/depth_valid (B, S, H, W); pose9 (B, S, 9); depth_on/pose_on,
+        (B,) or (B, S) bool, select per sample (or per frame) whether the optional input is used.
+
+        cfg.input_convention "vggt" (FALCON's ReplaceAggregator_Depth): depth / mean valid depth over the
+        element's used frames, times the mask; pose9 REPLACES the camera token; frames without a pose keep the
+        stock camera token. "legacy": depth / DEPTH_SCALE_M; pose9 is ADDED to the camera token and
+        `camera_placeholder` added where no pose is used. Either way `depth_placeholder` is added to the patch
+        tokens of frames without depth. Returns per-layer tokens (B, S, 5 + P, 2C) and patch_start_idx."""
         B, S, _, H, W = images.shape
-        C, P = self.cfg.embed_dim, self.cfg.patch_size
+        C = self.cfg.embed_dim
         x = (images - self._resnet_mean) / self._resnet_std
         patches = self.patch_embed(x.flatten(0, 1))  # (B*S, Np, C)
-        gh, gw = H // P, W // P
+        gh, gw = H // self.cfg.patch_size, W // self.cfg.patch_size
+        vggt = self.cfg.input_convention == "vggt"
         if self.cfg.depth_input:
             placeholder = self.depth_placeholder.expand(B * S, patches.shape[1], C)
             if depth is not None:
-                valid = depth_valid if depth_valid is not None else depth > 0
-                d_in = torch.stack([depth / DEPTH_SCALE_M, valid.to(depth.dtype)], 2).flatten(0, 1)
+                valid = (depth_valid if depth_valid is not None else depth > 0).to(depth.dtype)
+                on = _frames(depth_on, B, S, x.device)
+                d = normalize_depth_mean_valid(depth, valid, on) if vggt else depth / DEPTH_SCALE_M
+                d_in = torch.stack([d, valid], 2).flatten(0, 1).to(self.depth_patch_embed.proj.weight.dtype)
                 d_tok = self.depth_patch_embed.proj(d_in).flatten(2).transpose(1, 2)
-                on = depth_on if depth_on is not None else torch.ones(B, dtype=torch.bool, device=x.device)
-                on = on.repeat_interleave(S)[:, None, None]
-                patches = patches + torch.where(on, d_tok, placeholder)
+                patches = patches + torch.where(on.reshape(B * S, 1, 1), d_tok.to(patches.dtype), placeholder)
             else:
                 patches = patches + placeholder
         cam = torch.cat([self.camera_token[:, :1].expand(B, 1, -1, -1),
@@ -106,12 +121,17 @@ class Aggregator(nn.Module):
         reg = torch.cat([self.register_token[:, :1].expand(B, 1, -1, -1),
                          self.register_token[:, 1:].expand(B, S - 1, -1, -1)], 1)
         if self.cfg.pose_input:
-            ph = self.camera_placeholder.expand(B, S, C)
-            if pose9 is not None:
-                on = pose_on if pose_on is not None else torch.ones(B, dtype=torch.bool, device=x.device)
-                cam = cam + torch.where(on[:, None, None], self.pose_embedding(pose9), ph)[:, :, None]
+            on = _frames(pose_on, B, S, x.device)[..., None, None]  # (B, S, 1, 1)
+            if vggt:
+                if pose9 is not None:
+                    emb = self.pose_embedding(pose9.to(self.pose_embedding.weight.dtype))[:, :, None]
+                    cam = torch.where(on, emb.to(cam.dtype), cam)
             else:
-                cam = cam + ph[:, :, None]
+                ph = self.camera_placeholder.expand(B, S, C)[:, :, None]
+                if pose9 is not None:
+                    cam = cam + torch.where(on, self.pose_embedding(pose9)[:, :, None], ph)
+                else:
+                    cam = cam + ph
         tokens = torch.cat([cam, reg, patches.reshape(B, S, -1, C)], 2)  # (B, S, N, C)
         N = tokens.shape[2]
         ys, xs = torch.meshgrid(torch.arange(gh, device=x.device), torch.arange(gw, device=x.device), indexing="ij")
@@ -125,3 +145,23 @@ class Aggregator(nn.Module):
             outputs.append(torch.cat([f, g], -1))
             t = g
         return outputs, self.patch_start_idx
+
+
+def _frames(on: torch.Tensor | None, B: int, S: int, device) -> torch.Tensor:
+    """(B,) or (B, S) bool (None = all) -> (B, S) bool."""
+    if on is None:
+        return torch.ones(B, S, dtype=torch.bool, device=device)
+    on = on.to(device).bool()
+    return on[:, None].expand(B, S) if on.dim() == 1 else on
+
+
+def normalize_depth_mean_valid(depth: torch.Tensor, valid: torch.Tensor, used: torch.Tensor,
+                               eps: float = 1e-8) -> torch.Tensor:
+    """FALCON's depth input: per batch element, depth / (mean of depth where valid > 0 over the element's used
+    frames + eps), then times the mask; an element with no valid pixel gets zeros. depth, valid (B, S, H, W);
+    used (B, S) bool."""
+    w = valid * used[..., None, None].to(valid.dtype)
+    n = (w > 0).flatten(1).sum(1)
+    mean = (depth * (w > 0)).flatten(1).sum(1) / n.clamp(min=1)
+    out = depth / (mean + eps)[:, None, None, None] * valid
+    return torch.where((n > 0)[:, None, None, None], out, torch.zeros_like(out))

@@ -8,6 +8,7 @@ reports missing/unexpected keys and raises `StateDictMismatch` naming the key on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from vla_ros.policies.spatial_model.aggregator import DEPTH_SCALE_M, Aggregator,
 from vla_ros.policies.spatial_model.heads import CameraHead, DPTHead
 
 __all__ = ["DEPTH_SCALE_M", "Aggregator", "DinoPatchEmbed", "ESMConfig", "EmbodiedSpatialModel", "StateDictMismatch",
-           "load_esm_state_dict", "pose_encoding"]
+           "load_esm_state_dict", "pose_encoding", "pose_encoding_vggt"]
 
 OPTIONAL_PREFIXES = ("point_head.", "track_head.")  # VGGT heads this model may not build
 POSE_FRAMES = ("first_camera", "base")
@@ -33,9 +34,15 @@ class ESMConfig:
         as in FALCON and Spatial Forcing, needs none; SpatialVLA's depth estimator needs the depth head).
     head_trunk_depth, head_heads: the camera head's trunk. dpt_features, dpt_out_channels: DPT widths.
     dpt_layers: the 4 aggregator layers the DPT heads read ([] = spread evenly over `depth`).
-    pose_frame: what the pose input (and the camera head's target) is relative to: "first_camera" (VGGT and
-        FALCON's multi-view convention) or "base" (the robot base frame from tf: with a single camera, the
-        first-camera pose is always the identity and carries no information).
+    pose_frame: legacy convention only: what the pose input (and the camera head's target) is relative to:
+        "first_camera" or "base" (the robot base frame from tf).
+    input_convention: how depth and pose enter the aggregator. "vggt" (the reference, FALCON's
+        ReplaceAggregator_Depth): depth / mean valid depth of the element's used frames, times the mask; the pose
+        (`pose_encoding_vggt`: VGGT absT_quaR_FoV of the extrinsics relative to the first camera, translations
+        over their mean distance) REPLACES the camera token. "legacy" (the bundled sim checkpoints): depth / 2 m;
+        the pose (`pose_encoding`, pose_frame) is ADDED to the camera token, `camera_placeholder` where absent.
+    pos_embed_antialias: antialias the bicubic position-embedding interpolation (DINOv2 in VGGT does; the
+        bundled sim checkpoints never interpolate, their grid equals the input's).
     """
 
     embed_dim: int = 64
@@ -57,8 +64,12 @@ class ESMConfig:
     dpt_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     dpt_layers: list[int] = field(default_factory=list)
     pose_frame: str = "first_camera"
+    input_convention: Literal["vggt", "legacy"] = "vggt"
+    pos_embed_antialias: bool = True
 
     def __post_init__(self):
+        check(self.input_convention in ("vggt", "legacy"), "input_convention", self.input_convention,
+              "expected 'vggt' or 'legacy'")
         check(self.pose_frame in POSE_FRAMES, "pose_frame", self.pose_frame, f"expected one of {POSE_FRAMES}")
         check(self.embed_dim % self.heads == 0 and (self.embed_dim // self.heads) % 4 == 0, "embed_dim",
               self.embed_dim, f"must split into {self.heads} heads of a multiple of 4 channels")
@@ -173,6 +184,23 @@ def pose_encoding(T_base_camera: torch.Tensor, K: torch.Tensor, image_hw: tuple[
     fov_h = 2 * torch.atan(H / (2 * K[..., 1, 1]))
     fov_w = 2 * torch.atan(W / (2 * K[..., 0, 0]))
     return torch.cat([t, q, fov_h[..., None], fov_w[..., None]], -1)
+
+
+def pose_encoding_vggt(T_base_camera: torch.Tensor, K: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
+    """FALCON/VGGT pose input: (B, S, 4, 4) camera poses in a common frame, (B, S, 3, 3) -> (B, S, 9).
+
+    VGGT extrinsics are camera-from-world (E_i = T_i^-1); they are normalised to the first camera
+    (E_i E_0^-1 = T_i^-1 T_0), the translations divided by their mean norm over the S frames (clamped at
+    1e-6), then encoded absT_quaR_FoV: [t (3), quaternion xyzw (4), fov_h, fov_w]."""
+    rel = torch.linalg.inv(T_base_camera) @ T_base_camera[:, :1]
+    t = rel[..., :3, 3]
+    scale = t.norm(dim=-1).mean(1, keepdim=True).clamp(min=1e-6)  # (B, 1); frame 0 contributes 0
+    t = t / scale[..., None]
+    q = _matrix_to_quat_xyzw(rel[..., :3, :3])
+    H, W = image_hw
+    fov_h = 2 * torch.atan((H / 2) / K[..., 1, 1])
+    fov_w = 2 * torch.atan((W / 2) / K[..., 0, 0])
+    return torch.cat([t, q, fov_h[..., None], fov_w[..., None]], -1).float()
 
 
 def _matrix_to_quat_xyzw(R: torch.Tensor) -> torch.Tensor:

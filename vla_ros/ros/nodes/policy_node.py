@@ -54,6 +54,8 @@ class PolicyNode(LifecycleNode):
         p("modalities", "", ParameterDescriptor(description="rgb | rgbd | rgbd_pose (overrides the YAML)"))
         p("backend", "", ParameterDescriptor(description="local | openpi | openvla_oft (overrides the YAML)"))
         p("url", "", ParameterDescriptor(description="policy server URL for a remote backend (overrides the YAML)"))
+        p("esm", "", ParameterDescriptor(description="a released FALCON checkpoint's ESM folder "
+                                                     "(policy.load_options.esm)", read_only=True))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.chunk_pub = None
@@ -104,6 +106,8 @@ class PolicyNode(LifecycleNode):
         overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities",
                                                                  "backend", "url")}
         pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
+        if self.get_parameter("esm").value:
+            pol["load_options"] = {**pol.get("load_options", {}), "esm": self.get_parameter("esm").value}
         cfg.policy = from_dict(type(cfg.policy), pol, "policy")
         if cfg.policy.backend == "local" and not cfg.policy.checkpoint:
             raise ConfigError("policy.checkpoint: no checkpoint given (parameter `checkpoint` or the YAML)")
@@ -128,7 +132,7 @@ class PolicyNode(LifecycleNode):
             lacking = [n for n in pc.proprio_names if n not in joints]
             if lacking:
                 raise ConfigError(f"checkpoint reads joints {lacking} that observation.joint_names {joints} lacks")
-        elif getattr(self.policy, "READS_PROPRIO", True) and pc.proprio_dim != len(joints):
+        elif getattr(self.policy, "READS_PROPRIO", True) and pc.proprio_dim and pc.proprio_dim != len(joints):
             raise ConfigError(f"checkpoint proprio_dim {pc.proprio_dim} != {len(joints)} configured joints")
         sensors = ReentrantCallbackGroup()
         before = set(self.subscriptions)

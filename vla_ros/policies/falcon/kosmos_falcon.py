@@ -1,0 +1,115 @@
+"""Kosmos-2 as FALCON (RoboVLMs `RoboKosMos`) uses it: transformers' Kosmos2ForConditionalGeneration, images
+encoded on their own (vision tower -> post_layernorm on every token -> L2 normalise -> image_to_text_projection,
+64 latent tokens), spliced into the prompt's embeddings after BOS; a learned action token goes before the last
+token (EOS); the text transformer runs on the embeddings; the action token's last hidden state (after the
+final layer norm) is returned.
+
+FALCON's patched modeling_kosmos2.py only lets the forward run without pixel_values (text tower on
+inputs_embeds); calling `text_model.model` directly is the same computation without the unused LM head.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+class Kosmos2FolderError(ValueError):
+    """A Kosmos-2 folder is missing, of another model type, or lacks the files asked for; the message names them."""
+
+
+def read_kosmos2_config(path: str | Path):
+    """The Kosmos2Config of a local Kosmos-2 folder (config.json with model_type "kosmos-2")."""
+    from transformers import Kosmos2Config
+
+    p = Path(path)
+    cfg_file = p / "config.json"
+    if not cfg_file.is_file():
+        raise Kosmos2FolderError(f"{p}: no config.json (a local Kosmos-2 folder, e.g. kosmos-2-patch14-224; "
+                                 "nothing is downloaded)")
+    model_type = json.loads(cfg_file.read_text()).get("model_type")
+    if model_type != "kosmos-2":
+        raise Kosmos2FolderError(f"{cfg_file}: model_type is {model_type!r}; FALCON's backbone is 'kosmos-2'")
+    return Kosmos2Config.from_pretrained(str(p), local_files_only=True)
+
+
+def build_kosmos2(path: str | Path, load_weights: bool) -> nn.Module:
+    """Kosmos2ForConditionalGeneration from a local folder: its weights (every key present, or a named error)
+    when `load_weights`, else randomly initialised from config.json (a checkpoint supplies the weights)."""
+    from transformers import Kosmos2ForConditionalGeneration
+
+    cfg = read_kosmos2_config(path)
+    if not load_weights:
+        return Kosmos2ForConditionalGeneration(cfg)
+    present = [f for f in WEIGHT_FILES if (Path(path) / f).is_file()]
+    if not present:
+        raise Kosmos2FolderError(f"{path}: no weights ({' / '.join(WEIGHT_FILES)}); a Kosmos-2 folder with "
+                                 "config.json only can serve a FALCON checkpoint, not start training")
+    model, info = Kosmos2ForConditionalGeneration.from_pretrained(str(path), local_files_only=True,
+                                                                  output_loading_info=True)
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("lm_head.weight")]  # tied to embed_tokens
+    bad = {"missing": missing, "unexpected": list(info.get("unexpected_keys", [])),
+           "mismatched": [str(m) for m in info.get("mismatched_keys", [])]}
+    if any(bad.values()):
+        raise Kosmos2FolderError(f"{path}: weights do not fit Kosmos-2: " +
+                                 "; ".join(f"{k} {v[:8]}" for k, v in bad.items() if v))
+    return model
+
+
+def load_tokenizer(path: str | Path):
+    """The Kosmos-2 folder's tokenizer (XLM-R sentencepiece in the release)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise Kosmos2FolderError(f"{path}: no usable tokenizer files ({exc})") from None
+    tok.padding_side = "right"
+    return tok
+
+
+def clip_normalize(rgb: torch.Tensor) -> torch.Tensor:
+    """(.., 3, H, W) in [0, 1] -> CLIP-normalised (the RoboVLMs Kosmos image processor)."""
+    mean = torch.tensor(CLIP_MEAN, device=rgb.device, dtype=rgb.dtype).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=rgb.device, dtype=rgb.dtype).view(3, 1, 1)
+    return (rgb - mean) / std
+
+
+def encode_images(backbone: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) CLIP-normalised -> (N, latent_query_num, D) image embeddings (RoboKosMos.model_encode_images)."""
+    out = backbone.vision_model(pixel_values=pixels.to(backbone.dtype))
+    x = backbone.vision_model.model.post_layernorm(out[0])
+    x = F.normalize(x, dim=-1)
+    x, _ = backbone.image_to_text_projection(x)
+    return x
+
+
+def action_token_states(backbone: nn.Module, action_token: torch.Tensor, pixels: torch.Tensor,
+                        input_ids: torch.Tensor, attention_mask: torch.Tensor, bos_offset: int = 1) -> torch.Tensor:
+    """RoboVLMs forward_continuous (history_type "post", one action token): pixels (N, 3, H, W), prompt ids and
+    mask (N, T) -> the action token's last hidden state (N, D).
+
+    The image tokens go after BOS (index `bos_offset`) with mask 1; the action token before the last position
+    (T + n_img - 1: EOS for an unpadded prompt; behind the padding for a right-padded one, as in the reference)
+    with mask 1."""
+    emb_layer = backbone.text_model.model.embed_tokens
+    text = emb_layer(input_ids)
+    img = encode_images(backbone, pixels).to(text.dtype)
+    N, n_img = img.shape[:2]
+    x = torch.cat([text[:, :bos_offset], img, text[:, bos_offset:]], 1)
+    ones = torch.ones(N, n_img, dtype=attention_mask.dtype, device=attention_mask.device)
+    m = torch.cat([attention_mask[:, :bos_offset], ones, attention_mask[:, bos_offset:]], 1)
+    pos = x.shape[1] - 1
+    act = action_token.to(x.dtype).expand(N, 1, -1)
+    x = torch.cat([x[:, :pos], act, x[:, pos:]], 1)
+    m = torch.cat([m[:, :pos], ones[:, :1], m[:, pos:]], 1)
+    hidden = backbone.text_model.model(inputs_embeds=x, attention_mask=m).last_hidden_state
+    return hidden[:, pos]

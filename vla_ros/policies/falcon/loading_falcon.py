@@ -1,0 +1,316 @@
+"""Load a released FALCON checkpoint (FALCON-VLA/FALCON-series) from local files: the PyTorch Lightning `.ckpt`
+(`state_dict` with keys under `model.`, `hyper_parameters.configs` = the RoboVLMs config) plus the esm-1b ESM
+folder (`esm/`: safetensors, VGGT-1B minus the point and track heads plus FALCON's 4 aggregator entries).
+
+Every key must match: the .ckpt covers model.backbone.*, model.action_token and model.act_head.* (the
+ESM's `model.act_head.vggt_net.*` may be in the .ckpt too; if so it is loaded and wins over the esm folder, as in
+the reference, where the .ckpt is loaded after the ESM); the ESM folder covers act_head.vggt_net.* completely.
+Anything missing or unexpected raises `ReleasedCheckpointError` naming the keys.
+
+load_options: esm (ESM folder or .safetensors file; needed unless the .ckpt holds the ESM), kosmos2 (a local
+Kosmos-2 folder: config.json + tokenizer; default: the .ckpt's vlm path if it exists here), dtype ("float32" |
+"bfloat16"; default: the .ckpt's trainer precision), and where the .ckpt carries no hyper-parameters (or to
+override): head ("fc" | "lstm"), chunk, window, use_esm; the action mapping: action_norm, norm_bounds,
+statistics (a dataset_statistics JSON, e.g. FALCON's configs/data/oxe_dataset_stats/dataset_statistics_bridge.json)
+with unnorm_key, rotation, camera, dt_s, action_reference, name, camera_gt_pt, depth_gt_pt; card (a checkpoint card
+YAML under cards/ whose `load_options` are the defaults); trust_pickle (allow a full pickle load of the .ckpt).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from vla_ros.core.config import ConfigError, from_dict
+
+CARDS = Path(__file__).parent / "cards"
+HEAD_TYPES = {"FCDecoder_ESM": ("fc", True), "FCDecoder": ("fc", False), "LSTMDecoder_ESM": ("lstm", True),
+              "LSTMDecoder": ("lstm", False)}
+KNOWN_OPTIONS = {"esm", "kosmos2", "dtype", "head", "chunk", "window", "use_esm", "action_norm", "norm_bounds",
+                 "statistics", "unnorm_key", "rotation", "camera", "dt_s", "action_reference", "name",
+                 "camera_gt_pt", "depth_gt_pt", "card", "trust_pickle", "image_size"}
+
+
+class ReleasedCheckpointError(ValueError):
+    """The released FALCON files do not fit the model; the message names the keys or the file."""
+
+
+def _ckpt_file(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == ".ckpt":
+        return path
+    if path.is_dir() and not (path / "config.yaml").exists():
+        found = sorted(path.glob("*.ckpt")) or sorted(path.glob("ckpts/*.ckpt"))
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def is_released(path: Path) -> bool:
+    """A Lightning .ckpt file, or a folder with exactly one (directly or under ckpts/) and no vla_ros config."""
+    return _ckpt_file(Path(path)) is not None
+
+
+def read_ckpt(path: Path, trust_pickle: bool = False) -> dict:
+    """torch.load of the .ckpt (weights-only unpickling unless trust_pickle)."""
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - name the file and the way out
+        raise ReleasedCheckpointError(f"{path}: cannot be read as a weights-only checkpoint ({exc}); pass "
+                                      "load_options.trust_pickle: true only for a file you trust") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict", ckpt.get("model_state_dict")), dict):
+        raise ReleasedCheckpointError(f"{path}: no `state_dict` (a FALCON Lightning checkpoint has one)")
+    return ckpt
+
+
+def _hparams(ckpt: dict) -> dict:
+    hp = ckpt.get("hyper_parameters") or {}
+    return dict(hp.get("configs", hp)) if isinstance(hp, dict) else {}
+
+
+def reference_settings(hp: dict, opts: dict) -> dict:
+    """FalconReferenceArgs + policy fields from the .ckpt's RoboVLMs config, overridden by load_options."""
+    act = dict(hp.get("act_head") or {})
+    out: dict = {}
+    if act.get("type"):
+        if act["type"] not in HEAD_TYPES:
+            raise ReleasedCheckpointError(f"act_head.type {act['type']!r}: not a FALCON head ({list(HEAD_TYPES)})")
+        out["head"], out["use_esm"] = HEAD_TYPES[act["type"]]
+        for key in ("hidden_size", "camera_gt_pt", "depth_gt_pt"):
+            if key in act:
+                out[key] = act[key]
+        if "num_layers" in act:
+            out["lstm_layers"] = act["num_layers"]
+        if act.get("latent", 1) != 1 or act.get("action_dim", 7) != 7:
+            raise ReleasedCheckpointError(f"act_head: latent {act.get('latent')} / action_dim "
+                                          f"{act.get('action_dim')}: only latent 1, action_dim 7 are released")
+    if hp.get("use_hand_rgb"):
+        raise ReleasedCheckpointError("use_hand_rgb: true: the released FALCON checkpoints read the static camera")
+    if "window_size" in hp:
+        out["window"] = hp["window_size"]
+    if hp.get("norm_action"):
+        out["action_norm"] = "clip"
+        out["norm_bounds"] = [hp.get("norm_min", -0.65), hp.get("norm_max", 0.65)]
+    if "arm_gripper_loss_ratio" in hp:
+        out["gripper_weight"] = hp["arm_gripper_loss_ratio"]
+    for key in ("head", "use_esm", "window", "action_norm", "norm_bounds", "rotation", "camera_gt_pt",
+                "depth_gt_pt"):
+        if key in opts:
+            out[key] = opts[key]
+    return out
+
+
+def _statistics(opts: dict) -> dict:
+    """q01/q99/mask of the action from a dataset_statistics JSON (top-level `action` or `[unnorm_key].action`)."""
+    p = Path(opts["statistics"])
+    if not p.is_file():
+        raise ReleasedCheckpointError(f"load_options.statistics: {p} is not a local file")
+    data = json.loads(p.read_text())
+    key = opts.get("unnorm_key")
+    node = data[key] if key and key in data else data
+    if "action" not in node:
+        raise ReleasedCheckpointError(f"{p}: no `action` statistics (unnorm_key {key!r}; keys {list(data)[:8]})")
+    a = node["action"]
+    mask = a.get("mask", [True] * len(a["q01"]))
+    return {"action_q01": [float(v) for v in a["q01"]], "action_q99": [float(v) for v in a["q99"]],
+            "action_mask": [bool(v) for v in mask], "action_norm": "q01_q99"}
+
+
+def _dtype(opts: dict, hp: dict) -> torch.dtype:
+    name = opts.get("dtype") or {"bf16": "bfloat16", "fp16": "float16"}.get(
+        str((hp.get("trainer") or {}).get("precision", "")), "float32")
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16}
+    if name not in table:
+        raise ConfigError(f"load_options.dtype: {name!r}; expected float32 or bfloat16")
+    return table[name]
+
+
+def _options(opts: dict) -> dict:
+    unknown = sorted(set(opts) - KNOWN_OPTIONS)
+    if unknown:
+        raise ConfigError(f"load_options: unknown {unknown}; known: {sorted(KNOWN_OPTIONS)}")
+    if "card" in opts:
+        card = Path(opts["card"])
+        card = card if card.is_file() else CARDS / f"{opts['card']}.yaml"
+        if not card.is_file():
+            raise ConfigError(f"load_options.card: {opts['card']!r} is neither a file nor one of "
+                              f"{sorted(p.stem for p in CARDS.glob('*.yaml'))}")
+        import yaml
+
+        opts = {**(yaml.safe_load(card.read_text()) or {}).get("load_options", {}), **opts}
+    return opts
+
+
+def _count(state: dict, prefix: str) -> int:
+    return len({k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)})
+
+
+def head_widths(model_state: dict) -> dict:
+    """The head's widths as stored (the reference hard-codes 1024 / 512 / 256, injector 512 / 1024; tiny test
+    checkpoints use smaller ones): hidden_size, mlp_widths, injector_widths, lstm_layers, chunk."""
+    out: dict = {}
+    w = [model_state[f"act_head.actions.mlp.{i}.weight"] for i in (0, 2, 4, 6)
+         if f"act_head.actions.mlp.{i}.weight" in model_state]
+    if len(w) == 4:
+        out["hidden_size"] = int(w[0].shape[1])
+        out["mlp_widths"] = [int(x.shape[0]) for x in w[:3]]
+        out["chunk"] = int(w[3].shape[0]) // 6
+    if "act_head.spatial_injector.proj0.0.weight" in model_state:
+        out["injector_widths"] = [int(model_state["act_head.spatial_injector.proj0.0.weight"].shape[0]),
+                                  int(model_state["act_head.spatial_injector.adapter.0.weight"].shape[0])]
+    if "act_head.rnn.weight_ih_l0" in model_state:
+        out["lstm_layers"] = sum(1 for k in model_state if k.startswith("act_head.rnn.weight_ih_l"))
+    return out
+
+
+def esm_config_from_state(esm: dict):
+    """ESMConfig of an ESM state dict (VGGT-1B sizes for esm-1b): widths, depths and patch from the tensors."""
+    from vla_ros.policies.spatial_model.esm import ESMConfig
+
+    if not esm:
+        return ESMConfig.vggt_1b(point_head=False)
+    C = int(esm["aggregator.camera_token"].shape[-1])
+    patch = int(esm["aggregator.patch_embed.patch_embed.proj.weight"].shape[-1])
+    grid = int(round((esm["aggregator.patch_embed.pos_embed"].shape[1] - 1) ** 0.5))
+    heads = C // int(esm["aggregator.frame_blocks.0.attn.q_norm.weight"].shape[0])
+    depth = _count(esm, "aggregator.frame_blocks.")
+    feats = int(esm["depth_head.scratch.layer1_rn.weight"].shape[0]) if "depth_head.scratch.layer1_rn.weight" in esm \
+        else 256
+    outs = [int(esm[f"depth_head.projects.{i}.weight"].shape[0]) for i in range(4)] \
+        if "depth_head.projects.0.weight" in esm else [256, 512, 1024, 1024]
+    return ESMConfig(embed_dim=C, heads=heads, depth=depth, patch_size=patch, img_size=grid * patch,
+                     dino_depth=_count(esm, "aggregator.patch_embed.blocks."), init_values=1.0 if depth == 24 else 0.01,
+                     camera_head=any(k.startswith("camera_head.") for k in esm),
+                     depth_head=any(k.startswith("depth_head.") for k in esm), point_head=False,
+                     head_trunk_depth=max(1, _count(esm, "camera_head.trunk.")), head_heads=heads,
+                     dpt_features=feats, dpt_out_channels=outs, dpt_layers=[4, 11, 17, 23] if depth == 24 else [])
+
+
+def build_config(hp: dict, opts: dict, widths: dict | None = None, esm_cfg=None):
+    """The vla_ros PolicyConfig of the released checkpoint."""
+    from vla_ros.policies.config import PolicyConfig
+    from vla_ros.policies.spatial_model.esm import ESMConfig
+
+    widths = dict(widths or {})
+    chunk = widths.pop("chunk", None)
+    ref = {**widths, **reference_settings(hp, opts)}
+    if "statistics" in opts:
+        ref.update(_statistics(opts))
+    ref.setdefault("rotation", "euler_xyz")
+    kosmos = opts.get("kosmos2") or (hp.get("vlm") or {}).get("pretrained_model_name_or_path", "")
+    if not kosmos or not Path(kosmos).is_dir():
+        raise ReleasedCheckpointError(f"load_options.kosmos2: a local Kosmos-2 folder (config.json + tokenizer) "
+                                      f"is needed; the checkpoint names {kosmos!r}, not a folder here")
+    esm = esm_cfg or ESMConfig.vggt_1b(point_head=False)
+    data = {"method": "falcon", "name": opts.get("name", "falcon_released"),
+            "camera_names": [opts.get("camera", "front")], "image_size": int(opts.get("image_size",
+                                                                                     hp.get("image_size", 224))),
+            "proprio_dim": 0, "horizon": int(opts.get("chunk", hp.get("fwd_pred_next_n", chunk or 1))),
+            "dt_s": float(opts.get("dt_s", 0.2)), "action_reference": opts.get("action_reference", "delta_target"),
+            "modalities": "rgbd_pose", "vlm": {"kind": "hf", "path": str(kosmos), "patch_size": 14},
+            "method_args": {"architecture": "reference", "esm": esm.__dict__.copy(), "reference": ref}}
+    return from_dict(PolicyConfig, data)
+
+
+def split_state(state: dict) -> tuple[dict, dict, list[str]]:
+    """Lightning state_dict -> (model keys without `model.`, the ESM's own keys if the .ckpt holds them, keys
+    outside `model.`)."""
+    model, esm, other = {}, {}, []
+    for k, v in state.items():
+        k2 = k
+        for pre in ("_forward_module.", "module."):  # DeepSpeed / DDP wrappers
+            k2 = k2[len(pre):] if k2.startswith(pre) else k2
+        if not k2.startswith("model."):
+            other.append(k)
+            continue
+        k2 = k2[len("model."):]
+        if k2.startswith("act_head.vggt_net."):
+            esm[k2[len("act_head.vggt_net."):]] = v
+        else:
+            model[k2] = v
+    return model, esm, other
+
+
+def load_state_strict(module: torch.nn.Module, state: dict, what: str) -> None:
+    """Load with zero missing and zero unexpected keys and equal shapes, or raise naming them."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise ReleasedCheckpointError(f"{what}: {len(missing)} missing {missing[:10]}, {len(unexpected)} unexpected "
+                                      f"{unexpected[:10]}, {len(shapes)} shape mismatches {shapes[:5]}")
+    module.load_state_dict(state, strict=True)
+
+
+def read_esm_state(path: str | Path) -> dict:
+    """The ESM's safetensors: a file, or a folder with model.safetensors or shards (*.safetensors)."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(p.glob("*.safetensors")) if p.is_dir() else []
+    if not files:
+        raise ReleasedCheckpointError(f"load_options.esm: {p}: no .safetensors file (the esm-1b folder)")
+    state: dict = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    return state
+
+
+def load_released(path: Path, device: str, options: dict):
+    """-> a FalconReferencePolicy with every weight from the .ckpt and the ESM folder."""
+    from vla_ros.policies.factory import make_policy
+
+    opts = _options(dict(options))
+    ckpt_path = _ckpt_file(Path(path))
+    ckpt = read_ckpt(ckpt_path, bool(opts.get("trust_pickle", False)))
+    state = ckpt.get("state_dict", ckpt.get("model_state_dict"))
+    hp = _hparams(ckpt)
+    model_state, esm_state, other = split_state(state)
+    if other or not any(k.startswith("backbone.") for k in model_state) or "action_token" not in model_state:
+        raise ReleasedCheckpointError(f"{ckpt_path}: not a FALCON checkpoint: expected model.backbone.*, "
+                                      f"model.action_token, model.act_head.*; found {sorted(state)[:8]}")
+    has_injector = any(k.startswith("act_head.spatial_injector.") for k in model_state)
+    if has_injector and "esm" not in opts and not esm_state:
+        raise ReleasedCheckpointError(f"{ckpt_path}: holds no ESM (model.act_head.vggt_net.*); pass "
+                                      "load_options.esm (run: --esm) = the esm-1b folder")
+    esm_file_state = read_esm_state(opts["esm"]) if "esm" in opts else {}
+    cfg = build_config(hp, opts, head_widths(model_state), esm_config_from_state(esm_state or esm_file_state))
+    policy = make_policy(cfg, None, external_weights=False)
+    model = policy.model
+    load_state_strict(torch.nn.ModuleDict({"backbone": model.backbone}),
+                      {k: v for k, v in model_state.items() if k.startswith("backbone.")}, f"{ckpt_path} backbone")
+    rest = {k: v for k, v in model_state.items() if not k.startswith("backbone.")}
+    head_own = {k: v for k, v in model.state_dict().items()
+                if not k.startswith("backbone.") and not k.startswith("act_head.vggt_net.")}
+    missing = sorted(set(head_own) - set(rest))
+    unexpected = sorted(set(rest) - set(head_own))
+    shapes = [k for k in head_own if k in rest and tuple(rest[k].shape) != tuple(head_own[k].shape)]
+    if missing or unexpected or shapes:
+        raise ReleasedCheckpointError(f"{ckpt_path}: action token / head: {len(missing)} missing {missing[:10]}, "
+                                      f"{len(unexpected)} unexpected {unexpected[:10]}, shape mismatches {shapes[:5]}")
+    with torch.no_grad():
+        model.action_token.copy_(rest.pop("action_token"))
+    load_head = {k[len("act_head."):]: v for k, v in rest.items()}
+    head = model.act_head
+    head_keys = {k for k in head.state_dict() if not k.startswith("vggt_net.")}
+    head.load_state_dict(load_head, strict=False)
+    assert head_keys == set(load_head), "head keys checked above"
+    if head.uses_esm:
+        if "esm" in opts:
+            load_state_strict(head.vggt_net, esm_file_state, f"ESM {opts['esm']}")
+        elif not esm_state:
+            raise ReleasedCheckpointError(f"{ckpt_path}: holds no ESM (model.act_head.vggt_net.*); pass "
+                                          "load_options.esm (run: --esm) = the esm-1b folder")
+        if esm_state:
+            load_state_strict(head.vggt_net, esm_state, f"{ckpt_path} model.act_head.vggt_net")
+    elif "esm" in opts:
+        raise ReleasedCheckpointError(f"load_options.esm: {ckpt_path} has a plain head (stage 1), no ESM to load")
+    if cfg.horizon * 6 != model.act_head.actions.mlp[-2].out_features:
+        raise ReleasedCheckpointError(f"chunk {cfg.horizon}: the checkpoint's head predicts "
+                                      f"{model.act_head.actions.mlp[-2].out_features // 6} steps")
+    policy.to(device=device, dtype=_dtype(opts, hp))
+    policy.eval()
+    return policy
