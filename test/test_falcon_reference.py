@@ -367,7 +367,7 @@ def test_bridge_card_and_statistics_map_actions_as_simplerenv(tmp_path, release)
     opts = {**tiny_load_options(release["kosmos"], release["esm"]), "card": "falcon-fc-simpler-bridge",
             "statistics": str(tmp_path / "stats.json")}
     policy = load_policy(release["ckpt"], "cpu", opts)
-    assert policy.config.action_reference == "delta_measured" and policy.config.dt_s == 0.2
+    assert policy.config.action_reference == "delta_target" and policy.config.dt_s == 0.2
     assert policy.config.name == "falcon-fc-simpler-bridge" and policy.ref.action_norm == "q01_q99"
     out = policy._unnormalize_arm(torch.tensor([[0.0, 1.0, -1.0, 0.0, 0.0, 0.0]]))[0]
     torch.testing.assert_close(out[:3], torch.tensor([0.0, 0.04, -0.02]))  # 0.5 (a + 1)(q99 - q01) + q01
@@ -442,3 +442,31 @@ def test_a_ckpt_without_hyper_parameters_takes_the_head_from_options(tmp_path, r
         load_policy(tmp_path / "bare.ckpt", "cpu", opts)
     policy = load_policy(tmp_path / "bare.ckpt", "cpu", {**opts, "head": "lstm", "window": 2})
     assert policy.ref.head == "lstm" and policy.config.horizon == 4 and policy.ref.window == 2  # chunk: tensors
+
+
+def test_checkpoint_inspect_reports_full_coverage_and_names_a_missing_esm_key(release, tmp_path):
+    """`vla-ros checkpoint inspect` on the released .ckpt + esm folder: every key covered; a missing ESM key named."""
+    import shutil
+    import subprocess
+
+    from safetensors.torch import load_file, save_file
+
+    from vla_ros.policies.inspect_checkpoint import inspect_checkpoint
+
+    opts = {"kosmos2": str(release["kosmos"]), "esm": str(release["esm"]), "card": "falcon-fc-simpler-bridge"}
+    r = inspect_checkpoint(release["ckpt"], options=opts)
+    assert r.method == "falcon" and r.layout == "released" and r.card.name == "falcon-fc-simpler-bridge"
+    assert not (r.missing or r.unexpected or r.shape_mismatch) and r.coverage == 1.0
+    assert r.n_tensors == len(release["state"]) + len(release["esm_state"])
+    cut = tmp_path / "esm_cut"
+    shutil.copytree(release["esm"], cut)
+    f = next(cut.glob("*.safetensors"))
+    state = load_file(str(f))
+    dropped = sorted(state)[0]
+    del state[dropped]
+    save_file(state, str(f))
+    proc = subprocess.run([sys.executable, "-m", "vla_ros.cli", "checkpoint", "inspect", str(release["ckpt"]),
+                           "--esm", str(cut), "--load-option", f"kosmos2={release['kosmos']}"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"missing: esm/{dropped}" in proc.stdout

@@ -57,7 +57,7 @@ def test_released_falcon_runs_on_widowx_over_dds(tmp_path, ros_context, robot_in
         stack.stop()
         node.destroy_node()
     c = chunks[-1]
-    assert c.policy_name == "falcon-fc-simpler-bridge" and c.reference == ActionChunk.REFERENCE_DELTA_MEASURED
+    assert c.policy_name == "falcon-fc-simpler-bridge" and c.reference == ActionChunk.REFERENCE_DELTA_TARGET
     assert c.horizon == 5 and abs(c.dt_s - 0.2) < 1e-9
     assert list(c.modalities) == ["rgb"] and c.method == "falcon"
     assert commands[-1].name == "arm" and len(commands[-1].cmd) == 6

@@ -67,7 +67,8 @@ def _vla_ros_report(path: Path) -> CheckpointReport:
                             sorted(stats.stats) if stats is not None else [])
 
 
-def inspect_checkpoint(path: str | Path, card: str = "") -> CheckpointReport:
+def inspect_checkpoint(path: str | Path, card: str = "", options: dict | None = None) -> CheckpointReport:
+    """`options`: the released loader's load options (e.g. FALCON's `esm` and `kosmos2` folders)."""
     from vla_ros.policies.factory import released_loader
 
     p = Path(path)
@@ -75,7 +76,7 @@ def inspect_checkpoint(path: str | Path, card: str = "") -> CheckpointReport:
         raise FileNotFoundError(f"{p}: no such checkpoint")
     loader = released_loader(p)
     if loader is not None:
-        return loader.inspect_released(p, card)
+        return loader.inspect_released(p, card, options)
     return _vla_ros_report(p)
 
 

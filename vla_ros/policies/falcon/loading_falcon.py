@@ -314,3 +314,42 @@ def load_released(path: Path, device: str, options: dict):
     policy.to(device=device, dtype=_dtype(opts, hp))
     policy.eval()
     return policy
+
+
+def inspect_released(path: Path, card: str = "", options: dict | None = None):
+    """Key coverage of a released .ckpt (and the ESM folder of `options["esm"]`) against the reference
+    architecture built on the meta device with the widths the tensors show (`vla-ros checkpoint inspect`)."""
+    from vla_ros.policies.cards import Card
+    from vla_ros.policies.factory import make_policy
+    from vla_ros.policies.inspect_checkpoint import CheckpointReport, compare
+
+    opts = _options({**dict(options or {}), **({"card": card} if card else {})})
+    ckpt_path = _ckpt_file(Path(path))
+    ckpt = read_ckpt(ckpt_path, bool(opts.get("trust_pickle", False)))
+    hp = _hparams(ckpt)
+    model_state, esm_state, _ = split_state(ckpt.get("state_dict", ckpt.get("model_state_dict")))
+    esm_file = read_esm_state(opts["esm"]) if "esm" in opts else {}
+    found = {f"model.{k}": tuple(v.shape) for k, v in model_state.items()}
+    found.update({f"model.act_head.vggt_net.{k}": tuple(v.shape) for k, v in esm_state.items()})
+    found.update({f"esm/{k}": tuple(v.shape) for k, v in esm_file.items()})
+    cfg = build_config(hp, opts, head_widths(model_state), esm_config_from_state(esm_state or esm_file))
+    with torch.device("meta"):
+        model = make_policy(cfg, None, external_weights=False).model
+    expected = {}
+    for k, v in model.state_dict().items():
+        if not k.startswith("act_head.vggt_net."):
+            expected[f"model.{k}"] = tuple(v.shape)
+        elif esm_state:
+            expected[f"model.{k}"] = tuple(v.shape)
+        elif "esm" in opts:
+            expected[f"esm/{k[len('act_head.vggt_net.'):]}"] = tuple(v.shape)
+    missing, unexpected, shapes = compare(found, expected)
+    n = sum(int(torch.Size(s).numel()) for s in found.values())
+    shown = None
+    if "card" in opts:
+        c = Path(opts["card"]) if Path(opts["card"]).is_file() else CARDS / f"{opts['card']}.yaml"
+        import yaml
+
+        shown = Card(c.stem, c, yaml.safe_load(c.read_text()))
+    return CheckpointReport(str(ckpt_path), "falcon", "released", n, len(found), len(expected), missing, unexpected,
+                            shapes, sorted(_statistics(opts)) if "statistics" in opts else [], shown)

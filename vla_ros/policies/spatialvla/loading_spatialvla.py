@@ -264,7 +264,7 @@ def save_released(policy, folder: str | Path, n_shards: int = 2, processor_extra
     return out
 
 
-def inspect_released(path: Path, card: str = ""):
+def inspect_released(path: Path, card: str = "", options: dict | None = None):
     """Key coverage of a released folder against the architecture its config.json describes (built on meta)."""
     from vla_ros.policies.inspect_checkpoint import CheckpointReport, compare
     from vla_ros.policies.spatialvla.layout_spatialvla import released_names
