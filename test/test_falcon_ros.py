@@ -9,7 +9,7 @@ import rclpy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from falcon_release import write_esm_folder, write_kosmos2_folder, write_released_ckpt  # noqa: E402
-from test_runtime_ros import run_for  # noqa: E402
+from ros_harness import drive  # noqa: E402
 
 from vla_ros.ros.synthetic_robot import SyntheticRobot  # noqa: E402
 from vla_ros.runtime_config import load_runtime_config  # noqa: E402
@@ -50,7 +50,7 @@ def test_released_falcon_runs_on_widowx_over_dds(tmp_path, ros_context, robot_in
                        load_options={**opts, "esm": str(esm)})
     try:
         assert stack.start(), stack.policy.last_error
-        ok = run_for(ros_context, node, fake, lambda: len(chunks) >= 3 and len(commands) >= 3, timeout_s=60.0)
+        ok = drive(ros_context, node, fake, lambda: len(chunks) >= 3 and len(commands) >= 3, timeout_s=60.0)
         assert ok, f"chunks {len(chunks)}, commands {len(commands)}, reasons {stack.policy.last_reasons}, " \
                    f"counters {dict(stack.executor_node.core.counters)}"
     finally:

@@ -1,11 +1,10 @@
 """π0 end to end over DDS with the Franka, WidowX and AgileX configs: synthetic sensor topics -> policy node (a
 tiny π0 checkpoint) -> ActionChunk -> executor -> the robot adapter's command topic."""
-import time
 
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from ros_harness import ADAPTER_MSG, drive
 
 from vla_ros.ros.synthetic_robot import SyntheticRobot as FakeRobot
 from vla_ros.ros.synthetic_robot import tiny_checkpoint
@@ -13,26 +12,6 @@ from vla_ros.runtime_config import load_runtime_config
 
 pytestmark = pytest.mark.ros
 
-ADAPTER_MSG = {
-    "franka": ("geometry_msgs.msg", "PoseStamped"),
-    "widowx": ("interbotix_xs_msgs.msg", "JointGroupCommand"),
-    "agilex": ("piper_msgs.msg", "PosCmd"),
-}
-
-
-def run_for(ctx, robot_node, fake, until, timeout_s=60.0):
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(robot_node)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until():
-            fake.publish()
-            end = time.monotonic() + 0.06
-            while time.monotonic() < end:
-                ex.spin_once(timeout_sec=0.01)
-    finally:
-        ex.shutdown()
-    return until()
 
 
 @pytest.mark.parametrize("robot", ["franka", "widowx", "agilex"])
@@ -55,8 +34,8 @@ def test_pi0_end_to_end(robot, tmp_path, ros_context, robot_interfaces):
     stack = RobotStack(cfg, checkpoint=ckpt, actuate=True, context=ros_context, device="cpu")
     try:
         assert stack.start(), stack.policy.last_error
-        ok = run_for(ros_context, robot_node, fake,
-                     lambda: len(chunks) >= 3 and all(len(v) >= 3 for v in commands.values()))
+        ok = drive(ros_context, robot_node, fake,
+                   lambda: len(chunks) >= 3 and all(len(v) >= 3 for v in commands.values()), timeout_s=60.0)
         assert ok, f"chunks {len(chunks)}, commands { {k: len(v) for k, v in commands.items()} }, " \
                    f"reasons {stack.policy.last_reasons}"
     finally:

@@ -1,11 +1,10 @@
 """End to end over DDS for each robot: synthetic sensor topics -> policy node (tiny model) -> ActionChunk ->
 executor -> adapter topic. Plus lifecycle and the safety layers on the live nodes."""
-import time
 
 import numpy as np
 import pytest
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+from ros_harness import ADAPTER_MSG, drive
 
 from vla_ros.core.config import from_dict, to_dict
 from vla_ros.ros.synthetic_robot import SyntheticRobot as FakeRobot
@@ -14,26 +13,6 @@ from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
 
 pytestmark = pytest.mark.ros
 
-ADAPTER_MSG = {
-    "franka": ("geometry_msgs.msg", "PoseStamped"),
-    "widowx": ("interbotix_xs_msgs.msg", "JointGroupCommand"),
-    "agilex": ("piper_msgs.msg", "PosCmd"),
-}
-
-
-def run_for(stack_ctx, robot_node, fake, until, timeout_s=30.0):
-    ex = SingleThreadedExecutor(context=stack_ctx)
-    ex.add_node(robot_node)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until():
-            fake.publish()
-            end = time.monotonic() + 0.06
-            while time.monotonic() < end:
-                ex.spin_once(timeout_sec=0.01)
-    finally:
-        ex.shutdown()
-    return until()
 
 
 @pytest.mark.parametrize("robot", ["franka", "widowx", "agilex"])
@@ -56,7 +35,7 @@ def test_end_to_end_for_each_robot(robot, tmp_path, ros_context, robot_interface
     stack = RobotStack(cfg, checkpoint=ckpt, actuate=True, context=ros_context, device="cpu")
     try:
         assert stack.start(), stack.policy.last_error
-        ok = run_for(ros_context, robot_node, fake, lambda: len(chunks) >= 3 and all(len(v) >= 3 for v in
+        ok = drive(ros_context, robot_node, fake, lambda: len(chunks) >= 3 and all(len(v) >= 3 for v in
                                                                                      commands.values()))
         assert ok, f"chunks {len(chunks)}, commands { {k: len(v) for k, v in commands.items()} }, " \
                    f"reasons {stack.policy.last_reasons}, counters {dict(stack.executor_node.core.counters)}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from ros_harness import drive
 
 from vla_ros.core.config import from_dict, to_dict
 from vla_ros.ros.synthetic_robot import SyntheticRobot, tiny_checkpoint
@@ -54,21 +55,6 @@ def with_policy(cfg: RuntimeConfig, **policy) -> RuntimeConfig:
     return from_dict(RuntimeConfig, {**to_dict(cfg), "policy": {**to_dict(cfg.policy), **policy}})
 
 
-def drive(ctx, robot_node, fake, until, timeout_s=20.0) -> bool:
-    from rclpy.executors import SingleThreadedExecutor
-
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(robot_node)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until():
-            fake.publish()
-            end = time.monotonic() + 0.05
-            while time.monotonic() < end:
-                ex.spin_once(timeout_sec=0.01)
-    finally:
-        ex.shutdown()
-    return until()
 
 
 def run_stack(ctx, cfg, n_chunks=3, after=None):

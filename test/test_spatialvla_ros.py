@@ -8,6 +8,7 @@ import pytest
 import rclpy
 import torch
 from rclpy.executors import SingleThreadedExecutor
+from ros_harness import drive
 
 from vla_ros.core.config import from_dict, to_dict
 from vla_ros.core.types import CameraObservation, Observation
@@ -60,21 +61,13 @@ def test_widowx_runs_the_released_folder_and_publishes_the_direct_forward(ensemb
     node.create_subscription(ActionChunk, cfg.policy.chunk_topic, chunks.append, 50)
     node.create_subscription(JointGroupCommand, cfg.adapter.command_topics[0], commands.append, 50)
     stack = RobotStack(cfg, actuate=True, context=ros_context)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
     try:
         assert stack.start(), stack.policy.last_error
         assert stack.policy.policy.method == "spatialvla"
-        deadline = time.monotonic() + 60.0
-        while time.monotonic() < deadline and (len(chunks) < 2 or not commands):
-            fake.publish()
-            end = time.monotonic() + 0.06
-            while time.monotonic() < end:
-                ex.spin_once(timeout_sec=0.01)
+        drive(ros_context, node, fake, lambda: len(chunks) >= 2 and commands, timeout_s=60.0)
         assert len(chunks) >= 2, (stack.policy.last_reasons, stack.policy.last_error)
         assert commands, dict(stack.executor_node.core.counters)
     finally:
-        ex.shutdown()
         stack.stop()
         node.destroy_node()
     got = msg_to_chunk(chunks[0])

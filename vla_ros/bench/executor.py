@@ -27,7 +27,7 @@ def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]
     import rclpy
     from geometry_msgs.msg import PoseArray
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from vla_ros.msg import ActionChunk as ActionChunkMsg
     from vla_ros.ros.chunk_msg import chunk_to_msg
@@ -45,7 +45,7 @@ def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]
         arrivals = []
         io.create_subscription(PoseArray, "/vla_executor/commanded",  # command instants: the stamp set at publish
                                lambda m: arrivals.append(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9), 500)
-        ex = MultiThreadedExecutor(context=ctx)  # as the node runs in production: spin() on its own thread
+        ex = SingleThreadedExecutor(context=ctx)  # as the node runs in production: spin() on its own thread
         ex.add_node(node)
         ex.add_node(io)
         spinner = threading.Thread(target=ex.spin, daemon=True)

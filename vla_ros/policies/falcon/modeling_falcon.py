@@ -31,7 +31,7 @@ def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
     config; the mismatching key is named) -> (missing, unexpected)."""
     import os
 
-    from vla_ros.policies.spatial_model.esm import StateDictMismatch, read_esm_config
+    from vla_ros.policies.spatial_model.esm import StateDictMismatch, read_esm_config, read_weights_file
 
     if os.path.isdir(path):
         saved, mine = read_esm_config(path), esm.cfg
@@ -41,16 +41,7 @@ def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
                 raise StateDictMismatch(f"{path}: esm.{f} is {getattr(saved, f)!r} in the checkpoint, "
                                         f"{getattr(mine, f)!r} in this config")
         path = os.path.join(path, "model.safetensors")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"ESM checkpoint {path}: not a local file (nothing is fetched from a hub)")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("model", state)
-    return load_esm_state_dict(esm, state)
+    return load_esm_state_dict(esm, read_weights_file(path))
 
 
 @register_policy

@@ -146,6 +146,21 @@ class StateDictMismatch(ValueError):
     """A checkpoint's tensor does not fit the model; the message names the key and both shapes."""
 
 
+def read_weights_file(path: str, what: str = "ESM checkpoint") -> dict:
+    """A local .safetensors, or a torch .pt/.pth (weights only; a {"model": ...} wrapper unwrapped), as a state
+    dict. Nothing is fetched from a hub."""
+    import os
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path}: not a local file (nothing is fetched from a hub)")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("model", state)
+
+
 def load_esm_state_dict(model: nn.Module, state: dict, prefix_map: dict[str, str] | None = None
                         ) -> tuple[list[str], list[str]]:
     """Load by key name; a shape mismatch raises naming the key. Returns (missing, unexpected) keys.

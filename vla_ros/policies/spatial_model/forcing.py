@@ -129,23 +129,14 @@ def build_teacher(cfg, checkpoint: str = "", seed: int = 0) -> nn.Module:
     """A frozen EmbodiedSpatialModel (VGGT-compatible) in eval mode: from a local VGGT/ESM weights file or ESM
     folder, else seeded random weights (tests). Keys the teacher lacks (VGGT's heads) are ignored, as the
     reference loads VGGT-1B with strict=False; a shape mismatch raises naming the key."""
-    from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_state_dict
+    from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_state_dict, read_weights_file
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         teacher = EmbodiedSpatialModel(cfg)
     if checkpoint:
         path = os.path.join(checkpoint, "model.safetensors") if os.path.isdir(checkpoint) else checkpoint
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"teacher checkpoint {path}: not a local file (nothing is fetched from a hub)")
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = state.get("model", state)
-        missing, _ = load_esm_state_dict(teacher, state)
+        missing, _ = load_esm_state_dict(teacher, read_weights_file(path, "teacher checkpoint"))
         if missing:
             raise ValueError(f"teacher checkpoint {path}: missing {len(missing)} weights, e.g. {missing[:6]}")
     return teacher.requires_grad_(False).eval()

@@ -99,7 +99,7 @@ class ExecutorNode(Node):
             if delay > 0:
                 if self._stop.wait(delay):
                     break
-            else:  # a tick overran its period: start afresh rather than bursting to catch up
+            elif delay < -period:  # a whole period missed: skip it rather than burst to catch up
                 self.ticks_late += 1
                 next_t = time.monotonic()
             try:
