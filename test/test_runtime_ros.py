@@ -1,5 +1,5 @@
-"""End to end over DDS for each robot: synthetic sensor topics -> policy node (tiny model) -> ActionChunk ->
-executor -> adapter topic. Plus lifecycle and the safety layers on the live nodes."""
+"""End to end over DDS for each robot: synthetic sensor topics -> policy node (a tiny FALCON and a tiny π0) ->
+ActionChunk -> executor -> adapter topic. Plus lifecycle and the safety layers on the live nodes."""
 
 import numpy as np
 import pytest
@@ -15,15 +15,16 @@ pytestmark = pytest.mark.ros
 
 
 
+@pytest.mark.parametrize("method", ["falcon", "pi0"])
 @pytest.mark.parametrize("robot", ["franka", "widowx", "agilex"])
-def test_end_to_end_for_each_robot(robot, tmp_path, ros_context, robot_interfaces):
+def test_end_to_end_for_each_robot(robot, method, tmp_path, ros_context, robot_interfaces):
     import importlib
 
     from vla_ros.msg import ActionChunk
     from vla_ros.ros.launch_set import RobotStack
 
     cfg = load_runtime_config(robot)
-    ckpt = tiny_checkpoint(tmp_path, cfg)
+    ckpt = tiny_checkpoint(tmp_path, cfg, method)
     mod, name = ADAPTER_MSG[robot]
     msg_type = getattr(importlib.import_module(mod), name)
     robot_node = rclpy.create_node(f"fake_{robot}", context=ros_context)
@@ -36,7 +37,7 @@ def test_end_to_end_for_each_robot(robot, tmp_path, ros_context, robot_interface
     try:
         assert stack.start(), stack.policy.last_error
         ok = drive(ros_context, robot_node, fake, lambda: len(chunks) >= 3 and all(len(v) >= 3 for v in
-                                                                                     commands.values()))
+                                                                                     commands.values()), 60.0)
         assert ok, f"chunks {len(chunks)}, commands { {k: len(v) for k, v in commands.items()} }, " \
                    f"reasons {stack.policy.last_reasons}, counters {dict(stack.executor_node.core.counters)}"
         from vla_ros.ros.nodes.policy_node import timing_breakdown_ms
@@ -61,7 +62,11 @@ def test_end_to_end_for_each_robot(robot, tmp_path, ros_context, robot_interface
     assert np.min(np.abs(published - stamps[-1])) < 1e-6, "chunk stamp is an observation stamp"
     from vla_ros.core.constants import MODALITY_SETS
 
-    assert set(MODALITY_SETS[cfg.policy.modalities]) == set(c.modalities)  # all fresh, so all allowed are used
+    assert c.method == method
+    if method == "pi0":  # π0 reads images, prompt and proprio
+        assert list(c.modalities) == ["rgb"]
+    else:  # all fresh, so all allowed are used
+        assert set(MODALITY_SETS[cfg.policy.modalities]) == set(c.modalities)
     lo, hi = np.asarray(cfg.executor.safety.workspace_min_m), np.asarray(cfg.executor.safety.workspace_max_m)
     for msgs in commands.values():
         m = msgs[-1]
