@@ -76,13 +76,20 @@ class SyntheticRobot:
 
             pose = PoseStamped()
             pose.header.stamp, pose.header.frame_id = s_to_stamp(now), self.cfg.observation.base_frame
-            s = self.cfg.executor.safety  # a resting pose inside the robot's workspace box (x 0.5, z 0.3 if it fits)
-            p = np.clip([0.5, 0.0, 0.3], s.workspace_min_m, s.workspace_max_m)
+            p, q = resting_pose(self.cfg)
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
-            pose.pose.orientation.x, pose.pose.orientation.w = 1.0, 0.0  # tool pointing down
+            pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z, pose.pose.orientation.w = q
             self.ee.publish(pose)
         self.published.append(now)
         return now
+
+
+def resting_pose(cfg: RuntimeConfig) -> tuple[np.ndarray, list[float]]:
+    """The synthetic arm's end-effector pose: the middle of the workspace box, the tool pointing down (a WidowX's
+    pointing forward, its identity orientation), which is also the tiny checkpoints' rotation reference."""
+    s = cfg.executor.safety
+    centre = (np.asarray(s.workspace_min_m) + np.asarray(s.workspace_max_m)) / 2
+    return centre, ([0.0, 0.0, 0.0, 1.0] if cfg.robot == "widowx" else [1.0, 0.0, 0.0, 0.0])
 
 
 def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "falcon") -> str:
@@ -93,7 +100,7 @@ def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "falcon") -> str
     torch.manual_seed(0)
     pc = tiny_config(method, arm_names=list(cfg.executor.arm_names), proprio_dim=len(cfg.observation.joint_names),
                      camera_names=[cfg.observation.cameras[0].name],
-                     rotation_ref_quat_xyzw=[1.0, 0.0, 0.0, 0.0] if cfg.robot != "widowx" else [0.0, 0.0, 0.0, 1.0])
+                     rotation_ref_quat_xyzw=resting_pose(cfg)[1])
     out = tmp_path / f"ckpt_{cfg.robot}_{method}"
     save_checkpoint(make_policy(pc, workspace_norm_stats(pc, cfg)), out)
     return str(out)
