@@ -7,16 +7,18 @@ Included by <robot>.launch.py with the robot's config. Every process it starts g
 profile (large shared-memory segment for camera frames, loopback UDP) unless FASTDDS_DEFAULT_PROFILES_FILE is
 already set; include your camera driver's launch after it so the driver publishes with the same profile.
 """
+import os
+
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler, SetEnvironmentVariable
 from launch.events import matches_action
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
-from vla_ros.dds import PROFILE, PROFILE_VARS
+from vla_ros.dds import PROFILE_VARS, apply_dds_defaults
 
 
 def robot_launch(default_config: str, default_checkpoint: str | None = None,
@@ -32,7 +34,11 @@ def robot_launch(default_config: str, default_checkpoint: str | None = None,
         DeclareLaunchArgument("url", default_value="", description="policy server URL of a remote backend"),
         DeclareLaunchArgument("esm", default_value="", description="a released FALCON checkpoint's ESM folder"),
     ]
-    dds = [SetEnvironmentVariable(v, EnvironmentVariable(v, default_value=str(PROFILE))) for v in PROFILE_VARS]
+    env = dict(os.environ)  # the same decision as every vla_ros process (a profile the user set is kept)
+    profile = apply_dds_defaults(env)
+    dds = [SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", env["ROS_AUTOMATIC_DISCOVERY_RANGE"])]
+    if profile:
+        dds.append(SetEnvironmentVariable(PROFILE_VARS[0], profile))
     policy = LifecycleNode(
         package="vla_ros", executable="policy_node", name="vla_policy", namespace="", output="screen",
         parameters=[{"config": LaunchConfiguration("config"), "checkpoint": LaunchConfiguration("checkpoint"),

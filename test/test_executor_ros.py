@@ -192,11 +192,10 @@ def test_rogue_publisher_neither_drives_nor_locks_out_the_policy(rig):
     assert rig.node.core.counters["refused_chunk: not from the policy node"] > 0
     rig.spin(1.0, feed=rig.send)  # the policy is not locked out
     assert rig.targets, "the policy node's chunks were locked out by the rogue's future stamp"
-    n = len(rig.targets)
     rig.spin(rig.cfg.executor.safety.chunk_timeout_s + 0.3)  # the policy stops: the hold comes within the timeout
     held = len(rig.targets)
     rig.spin(0.6)
-    assert len(rig.targets) == held and held > n - 1
+    assert len(rig.targets) == held, "commands went on after the policy stopped"
 
 
 def test_future_stamped_chunks_from_the_policy_are_refused(rig):

@@ -47,6 +47,7 @@ def assert_command_ok(cmd: Target, prev: Target | None, cfg: SafetyConfig, perio
 @given(prev_p=point, prev_q=quat, tgt_p=point, tgt_q=quat, grip=st.tuples(st.floats(0, 1), st.floats(0, 1)),
        lim=limits, period=st.floats(0.002, 0.5))
 def test_clamp_target_invariants(prev_p, prev_q, tgt_p, tgt_q, grip, lim, period):
+    """From any previous pose; and with none (the first command before any pose is known)."""
     cfg = cfg_of(lim)
     prev = Target(prev_p[None], prev_q[None], np.array([grip[0]]))
     out = clamp_target(prev, Target(tgt_p[None], tgt_q[None], np.array([grip[1]])), period, cfg, Counter())
@@ -55,9 +56,9 @@ def test_clamp_target_invariants(prev_p, prev_q, tgt_p, tgt_q, grip, lim, period
     if out is None:  # only allowed when the previous pose is more than a step outside the box
         assert dist_out > max_t - 1e-9
         return
+    first = clamp_target(None, Target(tgt_p[None], tgt_q[None], np.array([grip[1]])), period, cfg, Counter())
+    assert_command_ok(first, None, cfg, period)  # no previous command or pose: still inside the box
     assert_command_ok(out, prev, cfg, period)
-    if dist_out == 0:  # from inside the box a command always exists
-        assert out is not None
 
 
 def chunk_of(stamp, positions, quats, grips, dt=0.1):
@@ -89,6 +90,13 @@ def test_executor_commands_hold_the_invariants_from_any_start(start, start_q, st
             prev = cmd.target
         else:
             assert cmd.kind == "hold"
+
+
+def test_a_target_a_hair_outside_the_box_is_clipped():
+    cfg = SafetyConfig(workspace_min_m=list(LO), workspace_max_m=list(HI))
+    out = clamp_target(None, Target(np.array([[HI[0] + 7e-6, 0.0, 0.3]]), np.array([[0, 0, 0, 1.0]]), np.ones(1)),
+                       0.05, cfg, Counter())
+    assert out.position_m[0, 0] == HI[0]
 
 
 def test_arm_starting_outside_the_box_never_gets_a_command_outside_it():

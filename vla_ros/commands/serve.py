@@ -23,17 +23,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from vla_ros.commands.run import load_options
     from vla_ros.core.config import ConfigError
     from vla_ros.policies.factory import load_policy
     from vla_ros.serving.server import PolicyServer
 
-    options = {}
-    for item in args.load_option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"vla-ros serve: --load-option {item!r}: expected KEY=VALUE", file=sys.stderr)
-            return 2
-        options[key] = value
+    try:
+        options = load_options(args)  # KEY=VALUE, VALUE read as YAML, as `vla-ros run` reads them
+    except ConfigError as exc:
+        print(f"vla-ros serve: {exc}", file=sys.stderr)
+        return 2
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
         print(f"vla-ros serve: WARNING: binding {args.host} without --api-key: anyone who can reach this port can "
               "query the policy", file=sys.stderr)

@@ -109,9 +109,9 @@ def clamp_target(previous: Target | None, target: Target, period_s: float, cfg: 
     out = target.copy()
     lo, hi = np.asarray(cfg.workspace_min_m), np.asarray(cfg.workspace_max_m)
     boxed = np.clip(out.position_m, lo, hi)
-    if not np.allclose(boxed, out.position_m):
+    if not np.array_equal(boxed, out.position_m):
         counters["clamp_workspace"] += 1
-        out.position_m = boxed
+    out.position_m = boxed
     if previous is None:
         return out
     max_t = min(cfg.max_step_m, cfg.max_speed_m_s * period_s)

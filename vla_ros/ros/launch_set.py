@@ -56,12 +56,12 @@ class RobotStack:
         return self.policy.trigger_activate() == R.SUCCESS
 
     def stop(self) -> None:
-        """The policy node is brought down while the context is valid, then spinning stops, then the nodes are
-        destroyed (no callback can run on a node being destroyed). Other nodes added to `ex` are the caller's
-        to destroy, after this."""
+        """Spinning stops, then the policy node is brought down while the context is still valid, then the nodes
+        are destroyed (no callback runs on a node being brought down or destroyed). Other nodes added to `ex` are
+        the caller's to destroy, after this."""
         from vla_ros.ros.spin import bring_down, stop_spinning
 
+        stop_spinning(self.ex, self._thread)  # no callback runs while the policy node is brought down
         bring_down(self.policy)
-        stop_spinning(self.ex, self._thread)
         self.policy.destroy_node()
         self.executor_node.destroy_node()

@@ -54,15 +54,18 @@ def infer_many(policy, requests: list[tuple[Observation, tuple[str, ...]]], batc
         groups.setdefault(used, []).append((i, batch))
     policy.eval()
     for used, members in groups.items():
-        stacked = {k: (sum((b[k] for _, b in members), []) if k == "instruction"
-                       else torch.cat([b[k] for _, b in members], 0)) for k in members[0][1]}
         try:
+            stacked = {k: (sum((b[k] for _, b in members), []) if k == "instruction"
+                           else torch.cat([b[k] for _, b in members], 0)) for k in members[0][1]}
             actions = policy.predict_actions(stacked, used).float().cpu().numpy()
         except Exception as exc:
             for i, _ in members:
                 out[i] = exc
             continue
         for j, (i, _) in enumerate(members):
-            out[i] = actions_to_chunk(actions[j], requests[i][0], policy.config, used, policy.method,
-                                      time.perf_counter() - t0)
+            try:
+                out[i] = actions_to_chunk(actions[j], requests[i][0], policy.config, used, policy.method,
+                                          time.perf_counter() - t0)
+            except Exception as exc:  # reported to that client alone
+                out[i] = exc
     return out

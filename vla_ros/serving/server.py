@@ -93,11 +93,15 @@ class PolicyServer:
                     self._requests.put(None)
                     break
                 items.append(nxt)
-            for item in items:
-                if item[2]:  # episode_start
-                    self.policy.reset()
             t0 = time.perf_counter()
-            results = infer_many(self.policy, [(it[0], it[1]) for it in items], self.batching)
+            try:
+                for item in items:
+                    if item[2]:  # episode_start
+                        self.policy.reset()
+                results = infer_many(self.policy, [(it[0], it[1]) for it in items], self.batching)
+            except Exception as exc:  # the worker must outlive any batch: its clients get the error, others go on
+                log.exception("inference batch failed")
+                results = [exc] * len(items)
             infer_ms = 1e3 * (time.perf_counter() - t0)
             self.batch_sizes.append(len(items))
             for (_, _, _, fut, loop), res in zip(items, results):

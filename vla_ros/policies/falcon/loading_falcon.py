@@ -18,6 +18,7 @@ YAML under cards/ whose `load_options` are the defaults); trust_pickle (allow a 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -53,11 +54,15 @@ def is_released(path: Path) -> bool:
 
 def read_ckpt(path: Path, trust_pickle: bool = False) -> dict:
     """torch.load of the .ckpt (weights-only unpickling unless trust_pickle)."""
+    if path is None or not Path(path).is_file():
+        raise ReleasedCheckpointError(f"{path}: no FALCON .ckpt file (a .ckpt, or a folder with exactly one)")
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - name the file and the way out
-        raise ReleasedCheckpointError(f"{path}: cannot be read as a weights-only checkpoint ({exc}); pass "
+    except pickle.UnpicklingError as exc:  # what weights-only loading raises on other objects
+        raise ReleasedCheckpointError(f"{path}: holds objects beyond weights ({exc}); pass "
                                       "load_options.trust_pickle: true only for a file you trust") from None
+    except (RuntimeError, OSError, EOFError) as exc:  # a truncated or corrupt file
+        raise ReleasedCheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict", ckpt.get("model_state_dict")), dict):
         raise ReleasedCheckpointError(f"{path}: no `state_dict` (a FALCON Lightning checkpoint has one)")
     return ckpt
@@ -250,7 +255,11 @@ def read_esm_state(path: str | Path) -> dict:
     from safetensors.torch import load_file
 
     p = Path(path)
-    files = [p] if p.is_file() else sorted(p.glob("*.safetensors")) if p.is_dir() else []
+    if p.is_file():
+        from vla_ros.policies.spatial_model.esm import read_weights_file
+
+        return read_weights_file(str(p), "load_options.esm")  # .safetensors or a weights-only .pt
+    files = sorted(p.glob("*.safetensors")) if p.is_dir() else []
     if not files:
         raise ReleasedCheckpointError(f"load_options.esm: {p}: no .safetensors file (the esm-1b folder)")
     state: dict = {}

@@ -186,7 +186,8 @@ class FalconReferencePolicy(Policy):
             arm = torch.cat([arm[..., :3], _rotvec_to_euler(arm[..., 3:6])], -1)
         if self.ref.action_norm in ("clip", "q01_q99"):
             lo, hi, mask = self._bounds(arm)
-            norm = 2 * (torch.minimum(torch.maximum(arm, lo), hi) - lo) / (hi - lo) - 1
+            # + 1e-8 as the reference: a dimension with q01 == q99 maps to -1 instead of NaN
+            norm = 2 * (torch.minimum(torch.maximum(arm, lo), hi) - lo) / (hi - lo + 1e-8) - 1
             arm = torch.where(mask.to(arm.device), norm, arm)
         return arm
 

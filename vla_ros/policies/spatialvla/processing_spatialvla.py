@@ -154,11 +154,15 @@ def unnormalize(actions: np.ndarray, stats: dict) -> np.ndarray:
 
 
 def normalize(actions: np.ndarray, stats: dict) -> np.ndarray:
-    """The training direction (BOUNDS_Q99): clip(2 (x - q01) / (q99 - q01 + 1e-8) - 1, -1, 1) where mask is true."""
+    """The training direction (BOUNDS_Q99): clip(2 (x - q01) / (q99 - q01 + 1e-8) - 1, -1, 1) where mask is true;
+    a dimension whose min equals its max is set to 0, as the reference does."""
     lo, hi = np.asarray(stats["q01"], np.float64), np.asarray(stats["q99"], np.float64)
     mask = np.asarray(stats.get("mask", np.ones(len(lo))), dtype=bool)
     n = np.clip(2.0 * (actions - lo) / (hi - lo + 1e-8) - 1.0, -1.0, 1.0)
-    return np.where(mask, n, actions)
+    out = np.where(mask, n, actions)
+    if "min" in stats and "max" in stats:
+        out = np.where(np.asarray(stats["min"]) == np.asarray(stats["max"]), 0.0, out)
+    return out
 
 
 class ActionEnsembler:

@@ -5,8 +5,8 @@ Topics: subscribes the chunk topic (chunks from a publisher other than the confi
 by publisher GID) and (optionally) the measured pose; publishes `~/commanded`
 (geometry_msgs/PoseArray, every command, dry-run included), the consumed-chunk signal and /diagnostics.
 Services (std_srvs/Trigger): `~/pause`, `~/resume`, `~/estop`, `~/release_estop` and `~/reset` (a new episode:
-chunks and the last command are dropped), served on their own callback group so an e-stop is never queued
-behind chunk handling.
+chunks and the last command are dropped). Every callback is short (a chunk is decoded and validated in well under
+a millisecond), so on the node's one executor thread an e-stop waits at most for the callback in progress.
 
 The control loop runs on a thread of its own against the monotonic clock (absolute deadlines, no catch-up
 bursts), not on an rclpy timer: a Python executor's timer stalls behind other callbacks and the GIL (measured:
@@ -56,7 +56,6 @@ class ExecutorNode(Node):
         self.measured: Target | None = None
         self._reset_request: float | None = None
         self.pose_history = PoseHistory(horizon_s=max(2.0, cfg.executor.safety.max_chunk_age_s))
-        self.refused_second_publisher = 0
         self._consumed_seq: int | None = None
         self._newest_chunk = None
         self._publisher_check = (-1e18, False)
@@ -158,18 +157,18 @@ class ExecutorNode(Node):
             self.core.counters["refused_chunk: malformed"] += 1
             self.warn(f"refused chunk: {exc}")
             return
-        self._apply_reset()
-        measured = self.measured
-        if chunk.reference == REF_DELTA_MEASURED:  # compose with the pose measured when the robot was observed
-            measured, how = self.pose_history.at(chunk.stamp_s)
-            if how != "interpolated":
-                self.core.counters[f"delta_measured_pose_{how}"] += 1
-        with self._lock:
+        with self._lock:  # never between the control thread's tick and its publish (a reset, an e-stop)
+            self._apply_reset()
+            measured = self.measured
+            if chunk.reference == REF_DELTA_MEASURED:  # compose with the pose measured when the robot was observed
+                measured, how = self.pose_history.at(chunk.stamp_s)
+                if how != "interpolated":
+                    self.core.counters[f"delta_measured_pose_{how}"] += 1
             reasons = self.core.on_chunk(chunk, self.now_s(), measured)
+            if not reasons:
+                self._newest_chunk = chunk
         if reasons:
             self.warn(f"refused chunk {chunk.seq}: {'; '.join(reasons)}")
-        else:
-            self._newest_chunk = chunk
 
     def _controller_has_other_publishers(self, now_s: float) -> bool:
         """A graph query per tick would cost more than the tick at 200 Hz: refresh every 0.2 s."""
@@ -179,10 +178,15 @@ class ExecutorNode(Node):
         return self._publisher_check[1]
 
     def _tick(self) -> None:
+        """One command, computed and sent under the lock: an e-stop or pause acknowledged by a service has
+        happened either before this tick (no command) or after its command was sent."""
         with self._lock:
-            self._apply_reset()
-            now = self.now_s()
-            cmd = self.core.tick(now, self.measured)
+            self._tick_locked()
+
+    def _tick_locked(self) -> None:
+        self._apply_reset()
+        now = self.now_s()
+        cmd = self.core.tick(now, self.measured)
         c = self._newest_chunk
         if c is not None and self._consumed_seq != c.seq and now >= step_times(c)[-1] - c.dt_s:
             self._consumed_seq = c.seq
@@ -199,7 +203,6 @@ class ExecutorNode(Node):
         if self.adapter is None:
             return
         if self._controller_has_other_publishers(now):
-            self.refused_second_publisher += 1
             self.core.counters["refused_second_publisher"] += 1
             topics = self.adapter.controller_topics()
             self.get_logger().error(f"refusing to actuate: another node publishes on {topics}",

@@ -155,27 +155,35 @@ class PolicyNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_worker()
+        if not self._stop_worker():
+            return TransitionCallbackReturn.FAILURE
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._stop_worker()
+        if not self._stop_worker():
+            return TransitionCallbackReturn.FAILURE
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_worker()
-        self._release()
+        if self._stop_worker():  # never free the model under an inference still running
+            self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, timeout_s: float = 10.0) -> bool:
+        """Stop the inference worker; False (logged) if it is still inside an inference after `timeout_s`."""
         self._stop.set()
         self._consumed.set()
         if self.frontend is not None:
             self.frontend.frame_ready.set()
         if self._worker is not None:
-            self._worker.join(timeout=10.0)
+            self._worker.join(timeout=timeout_s)
+            if self._worker.is_alive():
+                self.get_logger().error(f"the inference worker did not stop within {timeout_s} s (an inference "
+                                        "still running); the model is kept until it does")
+                return False
             self._worker = None
+        return True
 
     def _release(self) -> None:
         """Drop the model, subscriptions and publishers; free GPU memory."""
