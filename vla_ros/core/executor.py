@@ -6,12 +6,12 @@ time source of its own, so it runs identically in a node, a benchmark or a test.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from vla_ros.core.chunking import Splicer, Target, TemporalEnsembler, resolve_reference
 from vla_ros.core.config import check, check_range
+from vla_ros.core.log_causes import cause_of
 from vla_ros.core.safety import SafetyConfig, clamp_target, distance_outside_box_m, validate_chunk
 from vla_ros.core.types import ActionChunk
 
@@ -96,7 +96,7 @@ class Executor:
             reasons = validate_chunk(chunk, self.cfg.arm_names, self.cfg.base_frame, current, s)
         if reasons:
             for r in reasons:  # count by kind: numbers stripped so the keys stay few
-                self.counters["refused_chunk: " + re.sub(r"-?\d[\d.e+-]*", "N", r.split(" (")[0])] += 1
+                self.counters["refused_chunk: " + cause_of(r.split(" (")[0])] += 1
             return reasons
         self.counters["accepted_chunks"] += 1
         self.newest_stamp_s, self.newest_received_s = chunk.stamp_s, now_s
