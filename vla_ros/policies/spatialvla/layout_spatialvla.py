@@ -19,7 +19,8 @@ def _transforms(sub: nn.Module) -> list:
     conv = get_model_conversion_mapping(sub, add_legacy=False)
     bad = [c for c in conv if isinstance(c, WeightConverter)]
     if bad:  # only pure renamings keep the tensors as they are
-        raise NotImplementedError(f"{type(sub).__name__}: transformers converts (not only renames) weights: {bad}")
+        raise RuntimeError(f"{type(sub).__name__}: this transformers version converts (not only renames) the released "
+                           f"weights ({bad}); the loader maps names only: use the pinned transformers version")
     return conv
 
 
