@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from vla_ros.adapters.config import AdapterConfig
 from vla_ros.core.config import check, check_range, load_yaml
@@ -13,6 +13,9 @@ from vla_ros.core.executor import ExecutorConfig
 from vla_ros.core.sync import ObservationConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+Device = Literal["cpu", "cuda"]
+RateMode = Literal["fixed_hz", "on_consumed"]
 
 
 @dataclass
@@ -37,8 +40,8 @@ class PolicyNodeConfig:
     """
 
     checkpoint: str = ""
-    device: str = "cpu"
-    rate_mode: str = "fixed_hz"
+    device: Device = "cpu"
+    rate_mode: RateMode = "fixed_hz"
     rate_hz: float = 5.0
     instruction: str = ""
     modalities: str = "rgbd_pose"
@@ -54,9 +57,9 @@ class PolicyNodeConfig:
     def __post_init__(self):
         check(self.backend == "local" or bool(self.url), "url", self.url, f"backend {self.backend} needs a url")
         check_range("timeout_s", self.timeout_s, 0.01, 600.0)
-        check(self.device in ("cpu", "cuda"), "device", self.device, "expected cpu or cuda")
-        check(self.rate_mode in ("fixed_hz", "on_consumed"), "rate_mode", self.rate_mode,
-              "expected fixed_hz or on_consumed")
+        check(self.device in get_args(Device), "device", self.device, f"expected one of {list(get_args(Device))}")
+        check(self.rate_mode in get_args(RateMode), "rate_mode", self.rate_mode,
+              f"expected one of {list(get_args(RateMode))}")
         check_range("rate_hz", self.rate_hz, 0.1, 200.0)
         check(self.modalities in MODALITY_SETS, "modalities", self.modalities, f"one of {list(MODALITY_SETS)}")
 

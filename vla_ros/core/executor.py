@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from vla_ros.core.chunking import Splicer, Target, TemporalEnsembler, resolve_reference
 from vla_ros.core.config import check, check_range
 from vla_ros.core.log_causes import cause_of
 from vla_ros.core.safety import SafetyConfig, clamp_target, distance_outside_box_m, validate_chunk
 from vla_ros.core.types import ActionChunk
+
+ExecutorMode = Literal["ensemble", "splice"]
+CommandKind = Literal["move", "hold", "paused", "estop"]
 
 
 @dataclass
@@ -31,7 +35,7 @@ class ExecutorConfig:
     """
 
     rate_hz: float = 20.0
-    mode: str = "splice"
+    mode: ExecutorMode = "splice"
     ensemble_decay: float = 0.1
     blend_steps: int = 3
     arm_names: list[str] = field(default_factory=lambda: ["arm"])
@@ -43,7 +47,7 @@ class ExecutorConfig:
 
     def __post_init__(self):
         check_range("rate_hz", self.rate_hz, 0.5, 2000.0)
-        check(self.mode in ("ensemble", "splice"), "mode", self.mode, "expected 'ensemble' or 'splice'")
+        check(self.mode in get_args(ExecutorMode), "mode", self.mode, f"expected one of {list(get_args(ExecutorMode))}")
         check_range("blend_steps", self.blend_steps, 0, 100)
         check(not self.policy_node or self.policy_node.startswith("/"), "policy_node", self.policy_node,
               "expected a fully qualified node name such as /vla_policy, or '' to accept any publisher")
@@ -51,7 +55,7 @@ class ExecutorConfig:
 
 @dataclass
 class Command:
-    kind: str  # move | hold | paused | estop
+    kind: CommandKind
     target: Target | None = None
     reason: str = ""
 

@@ -3,6 +3,7 @@ validated by the method's own configuration class)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from vla_ros.core.config import check, check_range
 from vla_ros.core.constants import MODALITY_SETS, REFERENCES
@@ -22,7 +23,7 @@ class VLMConfig:
     keypoints: spatial-softmax channels of "conv_keypoints".
     """
 
-    kind: str = "tiny"
+    kind: Literal["tiny", "hf"] = "tiny"
     path: str = ""
     width: int = 96
     depth: int = 3
@@ -30,7 +31,7 @@ class VLMConfig:
     patch_size: int = 8
     vocab_size: int = 1024
     max_text_tokens: int = 12
-    vision: str = "patch"
+    vision: Literal["patch", "conv_keypoints"] = "patch"
     keypoints: int = 32
 
     def __post_init__(self):
@@ -58,10 +59,10 @@ class HeadConfig:
         do; it is not used at inference.
     """
 
-    kind: str = "mlp"
+    kind: Literal["mlp", "lstm"] = "mlp"
     hidden: int = 256
     history: int = 4
-    arm_loss: str = "mse"
+    arm_loss: Literal["huber", "mse"] = "mse"
     huber_delta: float = 0.1
     gripper_weight: float = 0.5
     subgoal_weight: float = 0.0
