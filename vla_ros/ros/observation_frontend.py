@@ -176,7 +176,7 @@ class ObservationFrontend:
             except TransformError as exc:
                 self.assembler.set_extrinsics(cam.name, None)  # never keep using a stale pose
                 errors.append(f"extrinsics {cam.name!r}: {exc}")
-                self.node.get_logger().error(f"tf: {exc}", throttle_duration_sec=LOG_EVERY_S)
+                self.warn(f"tf: {exc}")  # a warning: transient at start-up and after a camera moves
         return errors
 
     def latest(self, now_s: float) -> Observation:
