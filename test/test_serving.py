@@ -6,6 +6,7 @@ import http.server
 import json
 import threading
 import time
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -27,13 +28,20 @@ JOINTS = [f"fr3_joint{i}" for i in range(1, 8)]
 MODS = ("rgb", "depth", "pose")
 
 
-# --- the convention, written here from openpi-client's msgpack_numpy.py (not from the project's module) -----
-def convention_hook(obj):
-    if b"__ndarray__" in obj:
-        return np.ndarray(buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=obj[b"shape"])
-    if b"__npgeneric__" in obj:
-        return np.dtype(obj[b"dtype"]).type(obj[b"data"])
-    return obj
+# --- the convention, as docs/examples/openpi_client.py writes it from openpi-client's msgpack_numpy.py (msgpack and
+# numpy only, not the project's module): the compatibility tests and the example check each other ----------------
+def _example_client():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "openpi_client.py"
+    spec = importlib.util.spec_from_file_location("openpi_client_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_EXAMPLE = _example_client()
+convention_hook, convention_default = _EXAMPLE.unpack, _EXAMPLE.pack
 
 
 DTYPES = ["|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8", "|b1", ">f4", ">i8"]
@@ -371,7 +379,6 @@ def test_serve_cli_warns_without_key_off_loopback_and_bench_area(tmp_path):
     """The warning comes before anything is bound (here the checkpoint is missing, so nothing ever is)."""
     import subprocess
     import sys
-    from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     res = subprocess.run([sys.executable, "-m", "vla_ros.cli", "serve", "--checkpoint", str(tmp_path / "none"),
@@ -399,14 +406,6 @@ def test_client_side_needs_no_torch_nor_rclpy():
 
 
 # --- a foreign openpi server (openpi's framing: metadata, binary requests, text frame + close on error) ----------
-def convention_default(obj):
-    if isinstance(obj, np.ndarray):
-        return {b"__ndarray__": True, b"data": obj.tobytes(), b"dtype": obj.dtype.str, b"shape": obj.shape}
-    if isinstance(obj, np.generic):
-        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
-    return obj
-
-
 class ForeignServer:
     """Expects openpi's LIBERO-example keys, answers `actions` (10, 7) from the state; `mode` slow / error."""
 
@@ -516,7 +515,6 @@ def test_example_openpi_client_script(checkpoints):
     """docs/examples/openpi_client.py (msgpack + websockets only) gets actions from the server."""
     import subprocess
     import sys
-    from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "docs" / "examples" / "openpi_client.py"
     server, policy = start_server(checkpoints["baseline"], api_key="abc")

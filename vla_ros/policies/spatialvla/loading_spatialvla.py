@@ -1,6 +1,6 @@
 """Released SpatialVLA folders (IPEC-COMMUNITY/spatialvla-4b-224-pt and its fine-tunes), key for key.
 
-Layout: config.json (model_type "spatialvla"), model-XXXXX-of-YYYYY.safetensors + model.safetensors.index.json
+Layout: config.json (model_type "spatialvla"), model-00001-of-00002.safetensors ... + model.safetensors.index.json
 (or one model.safetensors), preprocessor_config.json (image size) and processor_config.json (statistics,
 bin_policy, intrinsic_config, action_config, action_chunk_size), tokenizer.json. Local files only. Every
 released key must map to a module key and back: missing, unexpected and shape mismatches raise, named.
