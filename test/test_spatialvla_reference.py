@@ -1,9 +1,12 @@
 """SpatialVLA as released: known answers of its pieces (Ego3D, ZoeDepth transform, action grids, un-normalisation,
 ensembler, prompt, prefix-LM decoding) and the tiny model end to end."""
 import numpy as np
+import pytest
 import torch
+from scipy.spatial.transform import Rotation
 from scipy.stats import norm
 
+from vla_ros.core.config import to_dict
 from vla_ros.core.types import CameraObservation, Observation
 from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.policies.spatialvla.configuration_spatialvla import REFERENCE_NUM_BINS, uniform_bin_policy
@@ -15,6 +18,7 @@ from vla_ros.policies.spatialvla.ego3d_spatialvla import (
 from vla_ros.policies.spatialvla.processing_spatialvla import (
     ActionEnsembler,
     SpatialActionGrid,
+    SpatialVLAInputError,
     build_prompt,
     gaussian_bin_policy,
     unnormalize,
@@ -315,3 +319,69 @@ def test_training_loss_targets_the_action_tokens_and_matches_the_inference_prefi
         loss.backward()
         opt.step()
     assert float(loss) < first - 3.0, (first, float(loss))
+
+
+def test_the_labelled_positions_loss_equals_the_full_logits_loss():
+    from vla_ros.policies.spatialvla.loss_spatialvla import IGNORE, reference_loss, teacher_forced_logits
+
+    policy = tiny_policy()
+    batch = _train_batch(policy, ["pick up the cup", "open the drawer now"])
+    with torch.no_grad():
+        logits, labels = teacher_forced_logits(policy, batch)
+        full = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
+                                                 ignore_index=IGNORE)
+        loss, metrics = reference_loss(policy, batch)
+    torch.testing.assert_close(loss, full, rtol=1e-5, atol=1e-5)
+    assert metrics["token_ce"] == pytest.approx(float(full), rel=1e-5)
+
+
+def test_training_from_data_fits_the_statistics_and_gaussian_edges_and_the_checkpoint_keeps_them(tmp_path):
+    from vla_ros.policies.spatialvla.processing_spatialvla import (
+        dataset_statistics,
+        gaussian_bin_policy,
+        gaussian_params,
+        normalize,
+        reference_actions,
+    )
+    from vla_ros.training.checkpoint import load_checkpoint
+    from vla_ros.training.synthetic import synthetic_batch
+    from vla_ros.training.trainer import TrainConfig, train
+
+    # known answers: q01/q99 per dimension, the gripper left out of the mask, rotation vectors as Euler angles
+    rng = np.random.default_rng(0)
+    acts = np.concatenate([rng.normal(0, 0.01, (2000, 3)), rng.normal(0, 0.05, (2000, 3)),
+                           (rng.random((2000, 1)) > 0.5)], 1)
+    raw = reference_actions(acts)
+    np.testing.assert_allclose(raw[:, 3:6], Rotation.from_rotvec(acts[:, 3:6]).as_euler("xyz"))
+    stats = dataset_statistics(raw)["action"]
+    np.testing.assert_allclose(stats["q01"], np.quantile(raw, 0.01, axis=0))
+    assert stats["mask"] == [True] * 6 + [False]
+    gs = gaussian_params(normalize(raw, stats))
+    assert abs(gs["x"]["mu"]) < 0.05 and 0.2 < gs["x"]["sigma"] < 0.6 and gs["r"]["mu"] > 0
+    with pytest.raises(SpatialVLAInputError, match="finite"):
+        dataset_statistics(np.full((3, 7), np.nan))
+
+    cfg = tiny_config("spatialvla", image_size=224, action_reference="delta_target", modalities="rgbd",
+                      method_args={"unnorm_key": "mine", "min_sigma": 0.3})
+    data = synthetic_batch(cfg, 8, seed=1)
+    samples = [{k: (v[i] if torch.is_tensor(v) else v[i]) for k, v in data.items()} for i in range(8)]
+    out = tmp_path / "run"
+    train(TrainConfig(policy=to_dict(cfg), out=str(out), steps=2, batch_size=8, eval_every=2, ckpt_every=2,
+                      val_batches=1), progress=False, train_data=samples, val_data=samples)  # each sample alike
+    policy = load_checkpoint(out / "checkpoint")
+    args = policy.args
+    assert args.unnorm_key == "mine" and set(args.statistics) == {"mine"}
+    fitted = reference_actions(np.concatenate([s["action"].reshape(-1, 7).numpy() for s in samples] * 9))  # 8+1 draws
+    np.testing.assert_allclose(args.statistics["mine"]["action"]["q99"], dataset_statistics(fitted)["action"]["q99"])
+    want = gaussian_bin_policy(gaussian_params(normalize(fitted, args.statistics["mine"]["action"])),
+                               args.num_bins, 0.3)
+    for group in ("translation", "rotation"):  # from the fitted Gaussians (the fit saw the same actions)
+        for name, edges in args.bin_policy[group].items():
+            assert len(edges) == args.num_bins[group][name] + 1 and np.all(np.diff(edges) >= 0)
+            np.testing.assert_allclose(edges, want[group][name], atol=1e-9)
+    assert policy.infer(observation()).position_m.shape[0] == 4
+    # stage 2 (--init-from) from the same YAML: the fitted statistics and edges are not a config mismatch
+    train(TrainConfig(policy=to_dict(cfg), out=str(tmp_path / "ft"), steps=1, batch_size=8, eval_every=1,
+                      ckpt_every=1, val_batches=1, init_from=str(out / "checkpoint")), progress=False,
+          train_data=samples, val_data=samples)
+    assert load_checkpoint(tmp_path / "ft" / "checkpoint").args.bin_policy == args.bin_policy

@@ -279,8 +279,9 @@ def _init_from(directory: str, pcfg: PolicyConfig, device) -> nn.Module:
     """The checkpoint's policy, ready to train on; its config must be the run's, or the differing keys are named."""
     policy = load_checkpoint(directory, str(device)).train()
     mine, theirs = to_dict(pcfg), to_dict(policy.config)
-    mine["method_args"] = {k: v for k, v in mine["method_args"].items() if k != "grid"}
-    theirs["method_args"] = {k: v for k, v in theirs["method_args"].items() if k != "grid"}
+    fitted = getattr(policy, "FITTED_ARGS", ())  # method_args that fit_tokenizer derives from the data
+    mine["method_args"] = {k: v for k, v in mine["method_args"].items() if k not in fitted}
+    theirs["method_args"] = {k: v for k, v in theirs["method_args"].items() if k not in fitted}
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if diff:
         raise ValueError(f"init_from: {directory} was trained with another policy config; differing keys: "

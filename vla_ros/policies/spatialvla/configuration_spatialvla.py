@@ -103,6 +103,8 @@ class SpatialVLAConfig:
     unnorm_key: the statistics (and intrinsics) key to un-normalise with ('' = the only key, when one).
     bin_policy: explicit bin edges {translation: {theta_bins, phi_bins, r_bins}, rotation: {roll_bins, ...}}.
     num_bins: action_config.num_bins. use_spherical: translation in spherical coordinates (reference: true).
+    min_sigma: training from a dataset (`vla-ros train`): the floor on each Gaussian's sigma when the bin edges
+        are fitted to the data's normalised actions (the reference's pretraining scripts: 0.5).
     intrinsic_config: per dataset key {width, height, intrinsic 3x3} ('default' used for unknown keys).
     action_chunk_size: steps per chunk (reference: 4); generation produces 3 tokens per step.
     depth_source: "zoe" (reference: ZoeDepth always) or "sensor" (departure: the observation's depth when it
@@ -128,6 +130,7 @@ class SpatialVLAConfig:
     bin_policy: dict = field(default_factory=uniform_bin_policy)
     num_bins: dict = field(default_factory=lambda: copy.deepcopy(REFERENCE_NUM_BINS))
     use_spherical: bool = True
+    min_sigma: float = 0.5
     intrinsic_config: dict = field(default_factory=lambda: {"default": copy.deepcopy(BRIDGE_INTRINSICS)})
     action_chunk_size: int = 4
     depth_source: Literal["zoe", "sensor"] = "zoe"
@@ -148,6 +151,7 @@ class SpatialVLAConfig:
                   "spatial_token_num"):
             check(k in self.model, f"model.{k}", None, "required by the SpatialVLA config")
         check_range("action_chunk_size", self.action_chunk_size, 1, 64)
+        check_range("min_sigma", self.min_sigma, 0.0, 10.0)
         check_range("ensemble_horizon", self.ensemble_horizon, 1, 64)
         check_range("execute_steps", self.execute_steps, 0, self.action_chunk_size)
         n = (self.num_bins["translation"]["theta_bins"] * self.num_bins["translation"]["phi_bins"]

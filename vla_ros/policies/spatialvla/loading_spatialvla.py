@@ -137,7 +137,8 @@ def released_policy_config(folder: Path, options: dict) -> PolicyConfig:
     args = {"model": model, "tokenizer_file": str((folder / TOKENIZER).resolve()), "statistics": proc["statistics"],
             "unnorm_key": key, "bin_policy": bin_edges(proc), "num_bins": proc["action_config"]["num_bins"],
             "use_spherical": proc["action_config"].get("use_spherical", True),
-            "intrinsic_config": proc["intrinsic_config"], "action_chunk_size": int(proc.get("action_chunk_size", 4))}
+            "intrinsic_config": proc["intrinsic_config"], "action_chunk_size": int(proc.get("action_chunk_size", 4)),
+            "min_sigma": float(proc.get("min_sigma", 0.0))}
     run = {**card.get("run", {}), **{k: v for k, v in options.items() if k in RUN_OPTIONS}}
     args.update(run)
     method_args = to_dict(SpatialVLAConfig(**args))
@@ -252,7 +253,7 @@ def save_released(policy, folder: str | Path, n_shards: int = 2, processor_extra
     proc = {"processor_class": "SpatialVLAProcessor", "statistics": a.statistics, "bin_policy": a.bin_policy,
             "intrinsic_config": a.intrinsic_config,
             "action_config": {"num_bins": a.num_bins, "use_spherical": a.use_spherical},
-            "num_obs_steps": 1, "obs_delta": 1, "action_chunk_size": a.action_chunk_size, "min_sigma": 0.0,
+            "num_obs_steps": 1, "obs_delta": 1, "action_chunk_size": a.action_chunk_size, "min_sigma": a.min_sigma,
             **(processor_extra or {})}
     (out / PROCESSOR).write_text(json.dumps(proc, indent=2))
     policy.tokenizer.save(str(out / TOKENIZER))

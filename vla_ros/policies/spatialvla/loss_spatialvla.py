@@ -10,12 +10,15 @@
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.spatial.transform import Rotation
 
-from vla_ros.policies.spatialvla.processing_spatialvla import SpatialVLAInputError, build_prompt, normalize
+from vla_ros.policies.spatialvla.processing_spatialvla import (
+    SpatialVLAInputError,
+    build_prompt,
+    normalize,
+    reference_actions,
+)
 
 IGNORE = -100
 
@@ -23,19 +26,19 @@ IGNORE = -100
 def action_token_ids(policy, action: torch.Tensor, pad: torch.Tensor | None) -> list[list[int]]:
     """(B, T, 1, 7) actions [dxyz, rotation vector, gripper] -> per sample the suffix ids (3 per step + <eos>);
     padded steps get IGNORE."""
-    a = action[:, :, 0].detach().cpu().double().numpy()
-    B, T = a.shape[:2]
-    euler = Rotation.from_rotvec(a[..., 3:6].reshape(-1, 3)).as_euler("xyz").reshape(B, T, 3)
-    raw = np.concatenate([a[..., :3], euler, a[..., 6:7]], -1)
-    ids = policy.grid.encode(normalize(raw.reshape(-1, 7), policy.stats).reshape(-1, 7)) + policy.action_begin
+    raw = reference_actions(action[:, :, 0].detach().cpu().double().numpy())
+    B, T = raw.shape[:2]
+    ids = policy.action_grid.encode(normalize(raw.reshape(-1, 7), policy.stats).reshape(-1, 7)) + policy.action_begin
     ids = ids.reshape(B, T, 3)
     if pad is not None:
         ids[pad.cpu().numpy().astype(bool)] = IGNORE
     return [row.reshape(-1).tolist() + [policy.eos_id] for row in ids]
 
 
-def teacher_forced_logits(policy, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, S, V) logits of prompt + suffix under the training mask, and the (B, S) labels."""
+def teacher_forced_logits(policy, batch: dict, labelled_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, S, V) logits of prompt + suffix under the training mask, and the (B, S) labels. `labelled_only`:
+    (N, V) logits at the N positions whose next token is labelled and those (N,) labels: the same next-token
+    loss without the vocabulary-wide logits (and their soft-capping) of every prompt position."""
     if policy.stats is None:
         raise SpatialVLAInputError("training needs statistics[unnorm_key] to normalise the actions")
     device = batch["rgb"].device
@@ -59,7 +62,7 @@ def teacher_forced_logits(policy, batch: dict) -> tuple[torch.Tensor, torch.Tens
     else:  # the reference's dataset calls its processor without unnorm_key: the 'default' K
         key = "default" if policy.args.train_intrinsics == "default" else None
         K = policy.checkpoint_K(len(seqs), device, key)
-    emb = policy.embed(ids, policy.image_features(batch["rgb"][:, 0], K))
+    emb = policy.embed(ids, policy.image_features(batch["rgb"][:, 0], K, policy.sensor_depth(batch, policy.INPUTS)))
     blocked = torch.ones(S, S, dtype=torch.bool, device=device).triu(1)[None].expand(len(seqs), -1, -1).clone()
     blocked |= ~real[:, None, :]  # padding columns (attention_mask 0)
     opened = prompt_col | ~real if not policy.args.train_mask_padding else prompt_col  # token type 0 columns
@@ -70,16 +73,21 @@ def teacher_forced_logits(policy, batch: dict) -> tuple[torch.Tensor, torch.Tens
     far = q[None, :] <= q[:, None] - policy.language_model.config.sliding_window  # sliding layers: keys too old
     sliding = full.masked_fill(far, low)
     pos = torch.arange(1, S + 1, device=device)[None].expand(len(seqs), -1)
-    logits = policy.language_model(inputs_embeds=emb, attention_mask={"full_attention": full,
-                                                                      "sliding_attention": sliding},
-                                   position_ids=pos).logits.float()
-    return logits, labels
+    lm, masks = policy.language_model, {"full_attention": full, "sliding_attention": sliding}
+    if not labelled_only:
+        return lm(inputs_embeds=emb, attention_mask=masks, position_ids=pos).logits.float(), labels
+    hidden = lm.model(inputs_embeds=emb, attention_mask=masks, position_ids=pos).last_hidden_state
+    sel = labels[:, 1:] != IGNORE
+    logits = lm.lm_head(hidden[:, :-1][sel])
+    cap = lm.config.final_logit_softcapping  # as Gemma2ForCausalLM applies it
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits.float(), labels[:, 1:][sel]
 
 
 def reference_loss(policy, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-    logits, labels = teacher_forced_logits(policy, batch)
-    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
-    keep = labels[:, 1:] != IGNORE
-    acc = ((logits[:, :-1].argmax(-1) == labels[:, 1:]) & keep).sum() / keep.sum().clamp(min=1)
+    logits, labels = teacher_forced_logits(policy, batch, labelled_only=True)
+    loss = F.cross_entropy(logits, labels)
+    acc = (logits.argmax(-1) == labels).float().mean()
     return loss, {"token_ce": float(loss.detach()), "token_acc": float(acc), "loss": float(loss.detach()),
                   "action_loss": float(loss.detach())}

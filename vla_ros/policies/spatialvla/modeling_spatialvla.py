@@ -43,6 +43,11 @@ from vla_ros.policies.spatialvla.processing_spatialvla import (
     SpatialVLAInputError,
     action_stats,
     build_prompt,
+    dataset_statistics,
+    gaussian_bin_policy,
+    gaussian_params,
+    normalize,
+    reference_actions,
     unnormalize,
     zoe_postprocess,
     zoe_preprocess,
@@ -84,6 +89,7 @@ class SpatialVLAPolicy(Policy):
     INPUTS = (MOD_RGB,)
     TINY_ARGS: dict = {}  # the SpatialVLAConfig defaults are the tiny widths
     READS_PROPRIO = False
+    FITTED_ARGS = ("statistics", "bin_policy")  # fitted to the training data (fit_tokenizer)
 
     def __init__(self, config, norm_stats=None, external_weights: bool = True):
         super().__init__(config, norm_stats, external_weights)
@@ -92,6 +98,9 @@ class SpatialVLAPolicy(Policy):
         vision, text, zoe = sub_configs(m)
         if config.image_size != vision.image_size:
             raise ConfigError(f"image_size: {config.image_size} != model.vision_config.image_size {vision.image_size}")
+        if config.horizon != args.action_chunk_size:
+            raise ConfigError(f"horizon: {config.horizon} != method_args.action_chunk_size {args.action_chunk_size} "
+                              "(the steps the model generates and is trained on)")
         self.vision_tower = SiglipVisionModel(vision)
         self.multi_modal_projector = SpatialVLAMultiModalProjector(vision.hidden_size,
                                                                    m.get("projection_dim", text.hidden_size))
@@ -110,7 +119,7 @@ class SpatialVLAPolicy(Policy):
         self.patch_size, self.image_size, self.text_hidden = vision.patch_size, vision.image_size, text.hidden_size
         self.n_image_tokens = (vision.image_size // vision.patch_size) ** 2
         self.image_token_index, self.action_begin = m["image_token_index"], m["action_token_begin_idx"]
-        self.grid = SpatialActionGrid(args.bin_policy, args.num_bins, args.use_spherical)
+        self.action_grid = SpatialActionGrid(args.bin_policy, args.num_bins, args.use_spherical)
         n_act = m["spatial_token_num"]
         if args.tokenizer_file:
             self.tokenizer = load_text_tokenizer(args.tokenizer_file)
@@ -142,6 +151,14 @@ class SpatialVLAPolicy(Policy):
         with torch.no_grad():
             depth = self.vision_zoe_model(pixel_values=zoe_preprocess(pixel_values)).predicted_depth
             return zoe_postprocess(depth, *pixel_values.shape[-2:])
+
+    def sensor_depth(self, batch: dict, modalities: tuple[str, ...]) -> torch.Tensor | None:
+        """(B, 1, H, W) depth of the first camera when `depth_source: sensor`, depth is among `modalities` and every
+        element has some valid depth; None = ZoeDepth estimates it."""
+        if MOD_DEPTH in modalities and MOD_DEPTH in self.INPUTS and "depth_m" in batch and \
+                bool(batch["depth_valid"].flatten(1).any(1).all()):
+            return batch["depth_m"][:, :1]
+        return None
 
     def image_features(self, pixel_values: torch.Tensor, K: torch.Tensor,
                        depth: torch.Tensor | None = None) -> torch.Tensor:
@@ -197,11 +214,8 @@ class SpatialVLAPolicy(Policy):
         rgb = batch["rgb"][:, 0]
         B, device = rgb.shape[0], rgb.device
         K = batch["K"][:, 0] if self.args.intrinsics_source == "camera_info" else self.checkpoint_K(B, device)
-        depth = None
-        if MOD_DEPTH in modalities and MOD_DEPTH in self.INPUTS and bool(batch["depth_valid"].flatten(1).any(1).all()):
-            depth = batch["depth_m"][:, :1]
         ids = self.prompt_ids(batch["instruction"], device)
-        emb = self.embed(ids, self.image_features(rgb, K, depth))
+        emb = self.embed(ids, self.image_features(rgb, K, self.sensor_depth(batch, modalities)))
         L = ids.shape[1]
         cache = DynamicCache()
         pos = torch.arange(1, L + 1, device=device)[None].expand(B, -1)
@@ -217,7 +231,7 @@ class SpatialVLAPolicy(Policy):
         logits, cache, L = feats["logits"], feats["cache"], feats["length"]
         B, device = logits.shape[0], logits.device
         n = self.args.action_chunk_size * 3
-        slots = self.grid.slot_ranges()
+        slots = self.action_grid.slot_ranges()
         out, done = [], torch.zeros(B, dtype=torch.bool, device=device)
         for t in range(n):
             logits = logits.float()
@@ -244,7 +258,7 @@ class SpatialVLAPolicy(Policy):
             raise SpatialVLAInputError(f"unnorm_key {self.args.unnorm_key!r}: no statistics to un-normalise with; "
                                        f"available: {sorted(self.args.statistics)}")
         B = tokens.shape[0]
-        norm = self.grid.decode(tokens.cpu().numpy().reshape(-1, 3) - self.action_begin)
+        norm = self.action_grid.decode(tokens.cpu().numpy().reshape(-1, 3) - self.action_begin)
         return unnormalize(norm, self.stats).reshape(B, -1, 7)
 
     @torch.no_grad()
@@ -252,6 +266,22 @@ class SpatialVLAPolicy(Policy):
         """(B, T, 1, 7) raw reference actions."""
         actions = self.decode_tokens(self.generate_action_tokens(batch, modalities))
         return torch.as_tensor(actions, dtype=torch.float32)[:, :, None]
+
+    def fit_tokenizer(self, actions: np.ndarray) -> None:
+        """Training from a dataset: the processor statistics of its actions ((N, T*7) vla_ros actions) under
+        unnorm_key (default 'train') and, as the reference's pretraining, bin edges from the Gaussians of the
+        normalised actions with sigma at least min_sigma. Both land in method_args, so the checkpoint describes
+        itself."""
+        raw = reference_actions(np.asarray(actions, np.float64).reshape(-1, 7))
+        key = self.args.unnorm_key or "train"
+        stats = {key: dataset_statistics(raw)}
+        bins = gaussian_bin_policy(gaussian_params(normalize(raw, stats[key]["action"])), self.args.num_bins,
+                                   self.args.min_sigma)
+        for name, value in (("statistics", stats), ("unnorm_key", key), ("bin_policy", bins)):
+            setattr(self.args, name, value)
+            self.config.method_args[name] = value
+        self.unnorm_key, self.stats = key, action_stats(stats, key)
+        self.action_grid = SpatialActionGrid(bins, self.args.num_bins, self.args.use_spherical)
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The reference's next-token loss on the action suffix (see loss_spatialvla)."""

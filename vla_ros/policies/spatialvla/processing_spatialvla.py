@@ -8,6 +8,7 @@ from collections import deque
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.spatial.transform import Rotation
 from scipy.stats import norm
 
 RANGES = {"theta_bins": (0.0, np.pi), "phi_bins": (-np.pi, np.pi), "r_bins": (0.0, np.sqrt(3.0)),
@@ -60,6 +61,36 @@ def gaussian_bin_policy(gs_params: dict, num_bins: dict, min_sigma: float = 0.0)
             p = np.linspace(norm.cdf(lo, g["mu"], s), norm.cdf(hi, g["mu"], s), num_bins[group][name] + 1)
             out[group][name] = np.clip(norm.ppf(p, g["mu"], s), lo, hi).tolist()
     return out
+
+
+def reference_actions(actions: np.ndarray) -> np.ndarray:
+    """(..., 7) vla_ros actions [dxyz, rotation vector, gripper] -> the reference's [dxyz, roll, pitch, yaw, gripper]
+    (extrinsic x-y-z Euler, as postprocess inverts)."""
+    a = np.asarray(actions, np.float64)
+    euler = Rotation.from_rotvec(a[..., 3:6].reshape(-1, 3)).as_euler("xyz").reshape(*a.shape[:-1], 3)
+    return np.concatenate([a[..., :3], euler, a[..., 6:7]], -1)
+
+
+def dataset_statistics(actions: np.ndarray, mask: list[bool] | None = None) -> dict:
+    """The processor's statistics entry for raw (N, 7) reference actions: {action: {mean, std, max, min, q01, q99,
+    mask}, num_transitions}; the mask (default: all but the gripper) says which dims BOUNDS_Q99 normalises."""
+    a = np.asarray(actions, np.float64).reshape(-1, 7)
+    if not len(a) or not np.isfinite(a).all():
+        raise SpatialVLAInputError(f"statistics: {len(a)} actions, finite: {bool(np.isfinite(a).all())}")
+    m = [True] * 6 + [False] if mask is None else list(mask)
+    q01, q99 = np.quantile(a, 0.01, axis=0), np.quantile(a, 0.99, axis=0)
+    stat = {"mean": a.mean(0), "std": a.std(0), "max": a.max(0), "min": a.min(0), "q01": q01, "q99": q99}
+    return {"action": {**{k: v.tolist() for k, v in stat.items()}, "mask": m}, "num_transitions": int(len(a))}
+
+
+def gaussian_params(normalized: np.ndarray) -> dict:
+    """{x, y, z, theta, phi, r, roll, pitch, yaw: {mu, sigma}} of (N, 7) normalised actions, the statistic the
+    reference's pretraining reads (gs_*.json): translation also in spherical coordinates."""
+    a = np.asarray(normalized, np.float64).reshape(-1, 7)
+    x, y, z = a[:, 0], a[:, 1], a[:, 2]
+    cols = {"x": x, "y": y, "z": z, "theta": np.arctan2(np.sqrt(x ** 2 + y ** 2), z), "phi": np.arctan2(y, x),
+            "r": np.sqrt(x ** 2 + y ** 2 + z ** 2), "roll": a[:, 3], "pitch": a[:, 4], "yaw": a[:, 5]}
+    return {k: {"mu": float(v.mean()), "sigma": float(v.std())} for k, v in cols.items()}
 
 
 class SpatialActionGrid:

@@ -33,6 +33,7 @@ class SpatialVLALegacyPolicy(BaselinePolicy):
     method = "spatialvla_legacy"
     INPUTS = ("rgb", "depth")
     TINY_ARGS: dict = {}
+    FITTED_ARGS = ("grid",)  # cut from the training data (fit_tokenizer)
 
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
         super().__init__(config, norm_stats, external_weights)
