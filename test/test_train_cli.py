@@ -24,7 +24,7 @@ def _train(*args, torchrun=False, timeout=300):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["falcon", "spatialvla_legacy"])
+@pytest.mark.parametrize("method", ["falcon", "spatialvla", "spatialvla_legacy"])
 def test_tiny_train_saves_and_resumes(method, tmp_path):
     r = _train("--method", method, "--tiny", "--steps", "6", "--batch-size", "4", "--out", str(tmp_path))
     assert r["step"] == 6 and "val_loss" in r

@@ -11,13 +11,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--episodes", type=int, default=30, help="episodes per task and row")
     parser.add_argument("--out", default="ablation", help="folder for ablation.json and ablation.md")
     parser.add_argument("--checkpoints", default="", help="folder holding the sim_* checkpoints (default: bundled)")
+    parser.add_argument("--rows", nargs="*", default=None, metavar="CHECKPOINT",
+                        help="run only the rows of these checkpoint folders (e.g. sim_pi0); the others stay cached")
 
 
 def run(args) -> int:
-    from vla_ros.sim.ablation import ROOT, run_ablation
+    from vla_ros.sim.ablation import ROOT, ROWS, run_ablation
     from vla_ros.sim.tasks import TASKS
 
-    res = run_ablation(args.episodes, list(TASKS), args.out, args.checkpoints or ROOT)
+    unknown = sorted(set(args.rows or ()) - {r.checkpoint for r in ROWS})
+    if unknown:
+        print(f"vla-ros ablation: --rows: unknown {unknown}; rows: {sorted({r.checkpoint for r in ROWS})}")
+        return 2
+    rows = [r for r in ROWS if r.checkpoint in args.rows] if args.rows else None
+    res = run_ablation(args.episodes, list(TASKS), args.out, args.checkpoints or ROOT, rows=rows)
     print(open(res["table"]).read())
     print(json.dumps({"table": res["table"], "json": f"{args.out}/ablation.json"}))
     return 0

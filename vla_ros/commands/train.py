@@ -9,7 +9,7 @@ import os
 import sys
 
 HELP = "train a policy (tiny synthetic check, or a dataset from a config)"
-METHOD_CHOICES = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy", "pi0")
+METHOD_CHOICES = ("baseline", "falcon", "spatial_forcing", "spatialvla", "spatialvla_legacy", "pi0")
 
 
 def add_arguments(parser) -> None:

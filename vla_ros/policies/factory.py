@@ -61,7 +61,8 @@ def make_policy(config: PolicyConfig | dict, norm_stats: NormStats | None = None
 def tiny_config(method: str, **overrides) -> PolicyConfig:
     """A few-M-parameter config of `method` that trains on a CPU (tests, the demo, quick checks)."""
     cls = policy_class(method)
-    data = {"method": method, "name": f"tiny_{method}", "method_args": copy.deepcopy(cls.TINY_ARGS)}
+    data = {"method": method, "name": f"tiny_{method}", "method_args": copy.deepcopy(cls.TINY_ARGS),
+            **copy.deepcopy(getattr(cls, "TINY_POLICY", {}))}  # PolicyConfig fields the tiny model needs
     data.update(overrides)
     return from_dict(PolicyConfig, data)
 

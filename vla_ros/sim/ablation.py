@@ -1,23 +1,70 @@
 """The ablation table: each row is a (checkpoint, test-time modalities) pair, evaluated in closed loop on the
-same seeded episodes of every task (in-process loop, see closed_loop.py), success with a 95% interval."""
+same seeded episodes of every task (in-process loop, see closed_loop.py), success with a 95% interval, and each
+spatial row paired with its own non-spatial row on those same seeds (exact McNemar test).
+
+Rows are cached in `ablation.json`: a row whose checkpoint weights (sha256), modalities, episodes and seed are
+unchanged is not run again, so the table can be built over several runs (`--rows` picks some).
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from dataclasses import dataclass
+from math import comb
 from pathlib import Path
 
 from vla_ros.sim.checkpoints import ROOT
 
-# (row label, bundled checkpoint folder, modalities at test time)
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    checkpoint: str  # bundled folder name
+    modalities: str  # at test time
+    against: str = ""  # label of the row it is paired with (its non-spatial counterpart)
+
+
 ROWS = [
-    ("baseline, RGB", "sim_baseline", "rgb"),
-    ("FALCON trained and tested RGB-only", "sim_falcon_rgb", "rgb"),
-    ("FALCON, RGB-D", "sim_falcon", "rgbd"),
-    ("FALCON, RGB-D + pose", "sim_falcon", "rgbd_pose"),
-    ("FALCON trained with depth, tested RGB-only", "sim_falcon", "rgb"),
-    ("Spatial Forcing (RGB at inference)", "sim_spatial_forcing", "rgb"),
-    ("SpatialVLA, sensor depth", "sim_spatialvla", "rgbd"),
+    Row("baseline, RGB", "sim_baseline", "rgb"),
+    Row("FALCON trained and tested RGB-only", "sim_falcon_rgb", "rgb", "baseline, RGB"),
+    Row("FALCON, RGB-D", "sim_falcon", "rgbd", "FALCON trained and tested RGB-only"),
+    Row("FALCON, RGB-D + pose", "sim_falcon", "rgbd_pose", "FALCON trained and tested RGB-only"),
+    Row("FALCON trained with depth, tested RGB-only", "sim_falcon", "rgb", "FALCON trained and tested RGB-only"),
+    Row("Spatial Forcing on the baseline (RGB at inference)", "sim_spatial_forcing", "rgb", "baseline, RGB"),
+    Row("SpatialVLA, sensor depth", "sim_spatialvla", "rgbd", "baseline, RGB"),
+    Row("pi0, RGB", "sim_pi0", "rgb"),
+    Row("pi0 + Spatial Forcing (RGB at inference)", "sim_pi0_sf", "rgb", "pi0, RGB"),
 ]
+
+
+def weights_sha(folder: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(Path(folder) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
+    """Paired outcomes of two rows on the same seeds: the discordant counts (a won where b failed, and the
+    reverse) and the exact two-sided McNemar p-value (binomial test of the discordant pairs at 1/2)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired rows need the same episodes: {len(a)} != {len(b)}")
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n)
+    return {"only_this": only_a, "only_other": only_b, "p_value": p}
+
+
+def _cached(old: list[dict], row: Row, sha: str, episodes_per_task: int, seed: int) -> dict | None:
+    for r in old:
+        if (r.get("row"), r.get("checkpoint"), r.get("modalities"), r.get("checkpoint_sha"),
+                r.get("episodes_per_task"), r.get("seed")) == (row.label, row.checkpoint, row.modalities, sha,
+                                                               episodes_per_task, seed):
+            return r
+    return None
 
 
 def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints: str | Path = ROOT,
@@ -30,34 +77,67 @@ def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints
     from vla_ros.sim.env import SimConfig, SimEnv
 
     torch.set_num_threads(1)  # batch-1 inference: one thread is as fast and leaves the other core free
+    seed = EVAL_SEED_OFFSET if seed is None else seed
     cfg = load_runtime_config("sim_franka")
-    env = SimEnv(SimConfig())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    cache = out / "ablation.json"
+    old = json.loads(cache.read_text()) if cache.is_file() else []
+    results = {r["row"]: r for r in old}
+    env = None
     try:
-        for label, folder, mods in rows or ROWS:
+        for row in rows or ROWS:
+            folder = Path(checkpoints) / row.checkpoint
+            if not (folder / "model.safetensors").is_file():
+                print(f"{row.label}: skipped, {folder} has no weights", flush=True)
+                continue
+            sha = weights_sha(folder)
+            hit = _cached(old, row, sha, episodes_per_task, seed)
+            if hit is not None:
+                results[row.label] = hit
+                continue
+            env = env or SimEnv(SimConfig())
             t0 = time.monotonic()
-            policy = load_policy(Path(checkpoints) / folder)
-            r = evaluate(policy, cfg, tasks, episodes_per_task, mods, EVAL_SEED_OFFSET if seed is None else seed,
-                         env)
-            r.update({"row": label, "checkpoint": folder, "wall_s": time.monotonic() - t0})
-            results.append(r)
+            r = evaluate(load_policy(folder), cfg, tasks, episodes_per_task, row.modalities, seed, env)
+            r.update({"row": row.label, "checkpoint": row.checkpoint, "checkpoint_sha": sha,
+                      "episodes_per_task": episodes_per_task, "seed": seed, "wall_s": time.monotonic() - t0})
+            results[row.label] = r
             if progress:
-                print(f"{label}: {r['overall']['successes']}/{r['overall']['episodes']}", flush=True)
-            (out / "ablation.json").write_text(json.dumps(results, indent=1))
+                print(f"{row.label}: {r['overall']['successes']}/{r['overall']['episodes']}", flush=True)
+            cache.write_text(json.dumps(list(results.values()), indent=1))
     finally:
-        env.close()
-    (out / "ablation.md").write_text(markdown_table(results, tasks))
-    return {"rows": results, "table": str(out / "ablation.md")}
+        if env is not None:
+            env.close()
+    ordered = [results[r.label] for r in ROWS if r.label in results]
+    (out / "ablation.md").write_text(markdown_table(ordered, tasks) + "\n" + paired_table(ordered))
+    return {"rows": ordered, "table": str(out / "ablation.md")}
+
+
+def _cell(v: dict) -> str:
+    return f"{v['successes']}/{v['episodes']} ({100 * v['success_rate']:.0f}%, [{100 * v['ci95'][0]:.0f}, " \
+           f"{100 * v['ci95'][1]:.0f}])"
 
 
 def markdown_table(results: list[dict], tasks) -> str:
     head = "| variant | " + " | ".join(tasks) + " | all |\n|---|" + "---|" * (len(tasks) + 1) + "\n"
-
-    def cell(v):
-        return f"{v['successes']}/{v['episodes']} ({100 * v['success_rate']:.0f}%, [{100 * v['ci95'][0]:.0f}, " \
-               f"{100 * v['ci95'][1]:.0f}])"
-
-    rows = [[r["row"], *(cell(r["per_task"][t]) for t in tasks), cell(r["overall"])] for r in results]
+    rows = [[r["row"], *(_cell(r["per_task"][t]) for t in tasks), _cell(r["overall"])] for r in results]
     return head + "".join("| " + " | ".join(row) + " |\n" for row in rows)
+
+
+def paired_table(results: list[dict]) -> str:
+    """Each row with an `against` row that ran on the same seeds: discordant episodes and McNemar's p."""
+    by_label = {r["row"]: r for r in results}
+    lines = []
+    for row in ROWS:
+        this, other = by_label.get(row.label), by_label.get(row.against)
+        if this is None or other is None:
+            continue
+        key = [(e["task"], e["seed"]) for e in this["episodes"]]
+        if key != [(e["task"], e["seed"]) for e in other["episodes"]]:
+            continue  # not the same episodes: no paired test
+        t = mcnemar_exact([e["success"] for e in this["episodes"]], [e["success"] for e in other["episodes"]])
+        lines.append(f"| {row.label} | {row.against} | {t['only_this']} | {t['only_other']} | {t['p_value']:.3f} |\n")
+    if not lines:
+        return ""
+    return ("| row | paired with | solved only by the row | solved only by the other | McNemar p (exact) |\n"
+            "|---|---|---|---|---|\n" + "".join(lines))

@@ -218,7 +218,7 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
         policy, state = _init_from(cfg.init_from, pcfg, device), None
     else:
         policy = make_policy(pcfg, norm_stats).to(device)
-        if hasattr(policy, "fit_tokenizer") and (cfg.dataset or train_data is not None):
+        if hasattr(policy, "fit_tokenizer"):  # grids / statistics fitted to the data (synthetic batches too)
             policy.fit_tokenizer(_actions_for_fit(val, train_iter))
         state = None
     module = _LossModule(policy)

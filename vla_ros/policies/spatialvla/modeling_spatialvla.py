@@ -88,6 +88,7 @@ class SpatialVLAPolicy(Policy):
     method = "spatialvla"
     INPUTS = (MOD_RGB,)
     TINY_ARGS: dict = {}  # the SpatialVLAConfig defaults are the tiny widths
+    TINY_POLICY = {"image_size": 224}  # tiny_model_config's SigLIP input (patch 14, as released)
     READS_PROPRIO = False
     FITTED_ARGS = ("statistics", "bin_policy")  # fitted to the training data (fit_tokenizer)
 

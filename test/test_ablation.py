@@ -1,0 +1,40 @@
+"""The ablation's statistics and cache: McNemar's exact test on known discordant counts, rows paired only on the
+same episodes, and a cached row reused only when its weights, modalities, episodes and seed are unchanged."""
+import pytest
+
+from vla_ros.sim.ablation import ROWS, Row, _cached, mcnemar_exact, paired_table
+
+
+def test_mcnemar_exact_known_answers():
+    assert mcnemar_exact([True] * 5 + [False] * 5, [False] * 5 + [False] * 5) == \
+        {"only_this": 5, "only_other": 0, "p_value": pytest.approx(2 / 32)}
+    assert mcnemar_exact([True, False], [True, False])["p_value"] == 1.0  # no discordant pair
+    # 8 vs 2 discordant: 2 * P(X <= 2), X ~ Bin(10, 1/2) = 2 * 56 / 1024
+    a = [True] * 8 + [False] * 2 + [True] * 3
+    b = [False] * 8 + [True] * 2 + [True] * 3
+    assert mcnemar_exact(a, b)["p_value"] == pytest.approx(112 / 1024)
+    with pytest.raises(ValueError, match="same episodes"):
+        mcnemar_exact([True], [True, False])
+
+
+def _result(label, successes, seeds=(1, 2, 3)):
+    eps = [{"task": "t", "seed": s, "success": ok} for s, ok in zip(seeds, successes)]
+    return {"row": label, "episodes": eps}
+
+
+def test_rows_are_paired_only_on_the_same_seeds():
+    spatial = next(r for r in ROWS if r.against)
+    other = spatial.against
+    table = paired_table([_result(spatial.label, [True, True, False]), _result(other, [False, True, False])])
+    assert f"| {spatial.label} | {other} | 1 | 0 | 1.000 |" in table
+    assert paired_table([_result(spatial.label, [True] * 3), _result(other, [True] * 3, seeds=(4, 5, 6))]) == ""
+
+
+def test_a_cached_row_is_reused_only_when_nothing_changed():
+    row = Row("r", "sim_x", "rgb")
+    old = [{"row": "r", "checkpoint": "sim_x", "modalities": "rgb", "checkpoint_sha": "abc", "episodes_per_task": 20,
+            "seed": 7}]
+    assert _cached(old, row, "abc", 20, 7) is old[0]
+    assert _cached(old, row, "abd", 20, 7) is None  # retrained
+    assert _cached(old, row, "abc", 50, 7) is None  # more episodes
+    assert _cached(old, Row("r", "sim_x", "rgbd"), "abc", 20, 7) is None
