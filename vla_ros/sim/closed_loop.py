@@ -44,9 +44,14 @@ def _measured(env) -> Target:
 def run_episode(env, policy, runtime_cfg, seed: int, task: str, modalities: str = "rgbd_pose",
                 max_time_s: float | None = None, record: bool = False) -> EpisodeResult:
     """One episode: the policy at `runtime_cfg.policy.rate_hz`, the executor at `runtime_cfg.executor.rate_hz`.
-    Ends at the first success or after max_time_s (default: the environment's max_steps * dt_s)."""
+    Ends at the first success or after max_time_s (default: the environment's max_steps * dt_s). Torch's RNG is
+    seeded with `seed`, so a sampling policy (π0's flow-matching noise) repeats a seeded episode exactly, whatever
+    ran before it."""
+    import torch
+
     if modalities not in MODALITY_SETS:
         raise ValueError(f"modalities: {modalities!r} is not one of {list(MODALITY_SETS)}")
+    torch.manual_seed(seed)
     obs = env.reset(seed, task)
     policy.reset()
     executor = Executor(runtime_cfg.executor)
