@@ -161,3 +161,14 @@ def test_sim_bag_and_live_paths_build_the_same_observation(env, assembled, ros_c
     assert len(assembled) > 2
     assert_same(sim, live, "sim vs live")
     assert {"rgb/front", "depth/front", "joints", "ee_pose"} <= set(sim.ages_s)
+
+
+def test_the_simulators_observation_is_the_one_the_sim_robot_config_assembles():
+    from vla_ros.runtime_config import load_runtime_config
+    from vla_ros.sim.env import OBSERVATION
+
+    robot = load_runtime_config("sim_franka").observation
+    fields = ("joint_names", "joint_topic", "ee_pose_topic", "instruction_topic", "base_frame")
+    assert {f: getattr(OBSERVATION, f) for f in fields} == {f: getattr(robot, f) for f in fields}
+    cams = lambda cfg: [(c.name, c.rgb_topic, c.info_topic, c.depth_topic) for c in cfg.cameras]  # noqa: E731
+    assert cams(OBSERVATION) == cams(robot)
