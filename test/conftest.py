@@ -20,6 +20,10 @@ from vla_ros.dds import apply_dds_defaults  # noqa: E402
 apply_dds_defaults()
 
 REPO = Path(__file__).resolve().parents[1]
+# Per-test limits (pytest-timeout) for tests that spin DDS: a hung one fails on its own in minutes instead of
+# costing the suite's blanket --timeout. A test's own @pytest.mark.timeout wins.
+ROS_TIMEOUT_S = float(os.environ.get("VLA_ROS_TEST_TIMEOUT_S", "300"))
+SLOW_ROS_TIMEOUT_S = 2 * ROS_TIMEOUT_S
 SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
 INTERFACES = REPO / "interfaces"
 
@@ -27,6 +31,13 @@ INTERFACES = REPO / "interfaces"
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running (soak, training, demo); CI runs them")
     config.addinivalue_line("markers", "ros: spins real rclpy nodes over loopback DDS")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("ros") is not None and item.get_closest_marker("timeout") is None:
+            slow = item.get_closest_marker("slow") is not None
+            item.add_marker(pytest.mark.timeout(SLOW_ROS_TIMEOUT_S if slow else ROS_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ def cli(*args):
     return out.stdout
 
 
+@pytest.mark.slow
 def test_round_trip(tmp_path):
     cfg = load_runtime_config("franka")
     bags = [str(write_robot_bag(tmp_path / f"ep{i}", cfg, seconds=1.5, storage=s)) for i, s in

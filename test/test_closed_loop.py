@@ -8,7 +8,8 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("mujoco")
 
-from vla_ros.core.types import ActionChunk  # noqa: E402
+from ros_harness import held_chunk  # noqa: E402
+
 from vla_ros.runtime_config import load_runtime_config  # noqa: E402
 from vla_ros.sim.closed_loop import run_episode, wilson_interval  # noqa: E402
 from vla_ros.sim.env import SimConfig, SimEnv  # noqa: E402
@@ -30,10 +31,8 @@ class ExpertAsPolicy:
             self.expert = ScriptedExpert(self.env, dt_s=0.2)  # called at the policy rate (5 Hz)
         t = self.expert.act() if not self.frozen else self.expert.act().__class__(
             np.array([0.45, 0.0, 0.25]), np.array([1.0, 0, 0, 0]), 1.0)
-        T = self.horizon
-        return ActionChunk(stamp_s=obs.stamp_s, dt_s=0.1, frame_id="", arm_names=["arm"],
-                           position_m=np.tile(t.position_m, (T, 1, 1)), quat_xyzw=np.tile(t.quat_xyzw, (T, 1, 1)),
-                           gripper=np.full((T, 1), t.gripper), reference="absolute", modalities=("rgb",))
+        return held_chunk(obs.stamp_s, t.position_m, self.horizon, quat_xyzw=t.quat_xyzw, gripper=t.gripper,
+                          frame_id="", modalities=("rgb",))
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,22 @@ def test_backprojection_matches_hand_computed_points():
     np.testing.assert_allclose(pts[0, 0, :3].numpy(), [(1 - 5.5) / 30 * 1.8, (1 - 3.5) / 40 * 1.8, 1.8], rtol=1e-6)
 
 
+def test_backprojection_of_one_near_pixel_with_8_pixel_patches():
+    H = W = 16
+    K = torch.tensor([[20.0, 0, 7.5], [0, 25.0, 7.5], [0, 0, 1]])
+    depth = torch.full((1, 1, H, W), 2.0)
+    depth[0, 0, 10, 14] = 1.5  # patch (1, 1), sub-point (a=0, b=1): row 8 + 2, col 8 + 2 + 4
+    pts = backproject_patch_points(depth, K[None, None], 8)
+    assert pts.shape == (1, 4, 12)
+    # x = (u - cx) / fx * d, y = (v - cy) / fy * d, z = d
+    expected = [(14 - 7.5) / 20.0 * 1.5, (10 - 7.5) / 25.0 * 1.5, 1.5]
+    np.testing.assert_allclose(pts[0, 3].reshape(4, 3)[1].numpy(), expected, rtol=1e-6)
+    # patch (0, 0), sub-point (0, 0) is pixel (2, 2) at 2 m
+    np.testing.assert_allclose(pts[0, 0, :3].numpy(), [(2 - 7.5) / 20 * 2, (2 - 7.5) / 25 * 2, 2.0], rtol=1e-6)
+    n = normalise_points(pts)
+    np.testing.assert_allclose(n[0, 0, :3].numpy(), (pts[0, 0, :3].numpy() - [0, 0, 2]) / 2, rtol=1e-6)
+
+
 def test_normalisation_centres_on_two_metres_ahead():
     pts = torch.tensor([[0.0, 0.0, 2.0] * 2 + [2.0, -2.0, 4.0] * 2])
     np.testing.assert_allclose(normalise_points(pts).numpy(), [[0, 0, 0] * 2 + [1, -1, 1] * 2])
@@ -41,9 +57,13 @@ def test_sinusoidal_code_keeps_the_raw_value_and_8_log_spaced_frequencies():
     ang = np.array([0.3, -0.7])[:, None] * np.pi * 2.0 ** np.arange(8)
     np.testing.assert_allclose(e[0, 2:18].numpy(), np.sin(ang).ravel(), atol=5e-5)  # float32 at 128 pi
     np.testing.assert_allclose(e[0, 18:].numpy(), np.cos(ang).ravel(), atol=5e-5)
+    one = sinusoidal(torch.tensor([[0.25]]), 8)
+    assert one.shape == (1, 17) and one[0, 0] == 0.25
+    np.testing.assert_allclose(one[0, 1:9].numpy(), np.sin(0.25 * np.pi * 2.0 ** np.arange(8)), atol=1e-5)
     enc = Ego3DEncoding(32, 8)
     assert enc.mlp[0].in_features == 12 * 17
     assert enc(torch.rand(2, 1, 16, 16) + 0.5, torch.eye(3).expand(2, 1, 3, 3)).shape == (2, 4, 32)
+    assert enc(torch.rand(2, 1, 16, 16), torch.eye(3).expand(2, 1, 3, 3)).shape == (2, 4, 32)  # depth near 0 too
 
 
 def build(**kw):

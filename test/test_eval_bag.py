@@ -46,6 +46,7 @@ def expected_metrics(cfg, chunks, ref_quat) -> dict:
             "gripper_accuracy": float(((pred[:, 6] > 0.5) == (rec[:, 6] > 0.5)).mean())}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_eval_bag_report_and_ab_modalities(tmp_path, storage):
     from vla_ros.eval.offline import evaluate

@@ -3,22 +3,18 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from ros_harness import DOWN_XYZW as DOWN
+from ros_harness import arm_chunk
 
 from vla_ros.core.chunking import Target, resolve_reference, sample
 from vla_ros.core.config import from_dict
 from vla_ros.core.executor import Executor, ExecutorConfig
 from vla_ros.core.safety import SafetyConfig, clamp_target
 from vla_ros.core.transforms import quat_angle_rad, rotvec_to_quat
-from vla_ros.core.types import ActionChunk
-
-DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # tool pointing down
 
 
 def chunk(stamp, xs, dt=0.1, grip=1.0, ref="absolute", quat=DOWN, seq=0):
-    T = len(xs)
-    pos = np.array([[[x, 0.0, 0.3]] for x in xs])
-    return ActionChunk(stamp_s=stamp, dt_s=dt, frame_id="base", arm_names=["arm"], position_m=pos,
-                       quat_xyzw=np.tile(quat, (T, 1, 1)), gripper=np.full((T, 1), grip), reference=ref, seq=seq)
+    return arm_chunk(stamp, [[x, 0.0, 0.3] for x in xs], quat_xyzw=quat, gripper=grip, dt_s=dt, reference=ref, seq=seq)
 
 
 def test_interpolation_between_steps_with_slerp():

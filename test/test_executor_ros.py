@@ -9,14 +9,13 @@ import rclpy
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
+from ros_harness import held_chunk
 from std_srvs.srv import Trigger
 
-from vla_ros.core.types import ActionChunk
 from vla_ros.ros.chunk_msg import chunk_to_msg
 from vla_ros.runtime_config import load_runtime_config
 
 pytestmark = pytest.mark.ros
-DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
 
 class Rig:
@@ -41,13 +40,10 @@ class Rig:
     def now(self):
         return self.io.get_clock().now().nanoseconds * 1e-9
 
-    def send(self, x=0.5, z=0.3, nan=False, ahead_s=0.0, publisher=None):
-        T = 8
-        pos = np.tile([x, 0.0, z], (T, 1, 1)).astype(float)
+    def send(self, x=0.5, z=0.3, nan=False, ahead_s=0.0, publisher=None, gripper=1.0):
+        c = held_chunk(self.now() + ahead_s, [x, 0.0, z], frame_id="fr3_link0", gripper=gripper, seq=self.seq)
         if nan:
-            pos[3, 0, 1] = np.nan
-        c = ActionChunk(stamp_s=self.now() + ahead_s, dt_s=0.1, frame_id="fr3_link0", arm_names=["arm"], position_m=pos,
-                        quat_xyzw=np.tile(DOWN, (T, 1, 1)), gripper=np.ones((T, 1)), seq=self.seq)
+            c.position_m[3, 0, 1] = np.nan
         self.seq += 1
         (publisher or self.chunks).publish(chunk_to_msg(c))
 
@@ -59,12 +55,23 @@ class Rig:
                 next_feed = time.monotonic() + period
             self.ex.spin_once(timeout_sec=0.01)
 
-    def spin_until(self, done, timeout_s, feed=None):
+    def spin_until(self, done, timeout_s=30.0, feed=None):
         """Spin (feeding chunks) until done() or the deadline: a condition, not a fixed window."""
         end = time.monotonic() + timeout_s
         while not done() and time.monotonic() < end:
             self.spin(0.2, feed=feed)
         return done()
+
+    def count(self, key: str) -> int:
+        """The executor's counter `key`, or the sum of those whose name contains it."""
+        counters = self.node.core.counters
+        return counters[key] if key in counters else sum(v for k, v in counters.items() if key in k)
+
+    def spin_ticks(self, key: str, n: int, feed=None) -> None:
+        """Spin until the executor's counter `key` has grown by `n` (its own ticks, however slow the machine):
+        the window in which something must not happen."""
+        start = self.count(key)
+        assert self.spin_until(lambda: self.count(key) >= start + n, feed=feed), f"{key} stopped counting"
 
     def call(self, name):
         cli = self.io.create_client(Trigger, f"/vla_executor/{name}")
@@ -90,53 +97,50 @@ def rig(ros_context, robot_interfaces):
 
 
 def test_workspace_clamp_is_counted_and_output_stays_inside(rig):
-    rig.spin(2.0, feed=lambda: rig.send(z=-0.2))  # below the table
-    assert rig.targets, "no command reached the controller topic"
+    assert rig.spin_until(lambda: len(rig.targets) > 5 and rig.count("clamp_workspace") > 0,
+                          feed=lambda: rig.send(z=-0.2)), "no command reached the controller topic"  # below the table
     z = [m.pose.position.z for m in rig.targets]
     assert min(z) >= rig.cfg.executor.safety.workspace_min_m[2] - 1e-9
     assert rig.node.core.counters["clamp_workspace"] > 0
 
 
 def test_nan_chunk_is_refused(rig):
-    rig.spin(1.0, feed=lambda: rig.send(nan=True))
+    rig.spin_ticks("non-finite", 3, feed=lambda: rig.send(nan=True))
     assert not rig.targets and not rig.commanded
-    assert sum(v for k, v in rig.node.core.counters.items() if "non-finite" in k) > 0
 
 
 def test_hold_within_timeout_when_chunks_stop(rig):
-    rig.spin(1.0, feed=rig.send)
-    assert rig.targets
-    rig.spin(rig.cfg.executor.safety.chunk_timeout_s + 0.2)  # policy stops publishing
-    n = len(rig.targets)
-    rig.spin(0.6)
-    assert len(rig.targets) == n, "executor kept commanding after the chunk timeout"
-    assert rig.node.core.counters["hold_timeout"] > 0
+    assert rig.spin_until(lambda: rig.targets, feed=rig.send)
+    rig.spin_ticks("hold_timeout", 1)  # policy stops publishing: the executor holds
+    n = rig.count("commands")
+    rig.spin_ticks("hold_timeout", 20)
+    assert rig.count("commands") == n, "executor kept commanding after the chunk timeout"
 
 
 def test_estop_stops_output(rig):
-    rig.spin(1.0, feed=rig.send)
-    assert rig.targets
+    assert rig.spin_until(lambda: rig.targets, feed=rig.send)
     assert rig.call("estop").success
-    n = len(rig.targets)
+    n = rig.count("commands")
     rig.spin(1.0, feed=rig.send)
-    assert len(rig.targets) == n
+    assert rig.count("commands") == n
+    sent = len(rig.targets)
     assert rig.call("release_estop").success
-    assert rig.spin_until(lambda: len(rig.targets) > n, 10.0, feed=rig.send), "no command after release_estop"
+    assert rig.spin_until(lambda: rig.count("commands") > n and len(rig.targets) > sent, feed=rig.send), \
+        "no command after release_estop"
 
 
 def test_second_publisher_on_controller_topic_refuses_actuation(rig):
     other = rig.io.create_publisher(PoseStamped, "/target_pose", 10)  # e.g. a teleop node left running
-    rig.spin(1.5, feed=rig.send)
+    rig.spin_ticks("refused_second_publisher", 5, feed=rig.send)
     assert not rig.targets
-    assert rig.node.core.counters["refused_second_publisher"] > 0
     rig.io.destroy_publisher(other)
 
 
 def test_dry_run_publishes_nothing_to_the_controller(ros_context, robot_interfaces):
     r = Rig(ros_context, actuate=False)
     try:
-        r.spin(1.5, feed=r.send)
-        assert r.commanded, "the executor should still compute and report its commands"
+        assert r.spin_until(lambda: len(r.commanded) > 5, feed=r.send), "the executor should still compute and " \
+                                                                          "report its commands"
         assert not r.targets
         assert r.node.count_publishers("/target_pose") == 0
     finally:
@@ -161,16 +165,13 @@ def test_franka_gripper_goals_once_per_crossing(ros_context, robot_interfaces):
     servers = [ActionServer(r.io, Grasp, "/franka_gripper/grasp", serve("grasp")),
                ActionServer(r.io, Move, "/franka_gripper/move", serve("move"))]
     try:
-        def send(g):
-            T = 8
-            c = ActionChunk(stamp_s=r.now(), dt_s=0.1, frame_id="fr3_link0", arm_names=["arm"],
-                            position_m=np.tile([0.5, 0.0, 0.3], (T, 1, 1)).astype(float),
-                            quat_xyzw=np.tile(DOWN, (T, 1, 1)), gripper=np.full((T, 1), g), seq=r.seq)
-            r.seq += 1
-            r.chunks.publish(chunk_to_msg(c))
-        r.spin(1.0, feed=lambda: send(1.0))
-        r.spin(1.5, feed=lambda: send(0.0))
-        r.spin(1.5, feed=lambda: send(1.0))
+        def crossing(width, kind):  # the gripper goes to `width` and stays there for many commands
+            assert r.spin_until(lambda: any(g[0] == kind for g in goals), feed=lambda: r.send(gripper=width)), goals
+            r.spin_ticks("commands", 50, feed=lambda: r.send(gripper=width))
+
+        r.spin_ticks("commands", 20, feed=lambda: r.send(gripper=1.0))
+        crossing(0.0, "grasp")
+        crossing(1.0, "move")
     finally:
         for s in servers:
             s.destroy()
@@ -187,18 +188,16 @@ def test_rogue_publisher_neither_drives_nor_locks_out_the_policy(rig):
     from vla_ros.msg import ActionChunk as ActionChunkMsg
 
     rogue = rig.io.create_publisher(ActionChunkMsg, rig.cfg.executor.chunk_topic, 10)
-    rig.spin(1.0, feed=lambda: rig.send(ahead_s=10.0, publisher=rogue))
+    rig.spin_ticks("refused_chunk: not from the policy node", 3, feed=lambda: rig.send(ahead_s=10.0, publisher=rogue))
     assert not rig.targets, "a chunk from another publisher drove the arm"
-    assert rig.node.core.counters["refused_chunk: not from the policy node"] > 0
-    rig.spin(1.0, feed=rig.send)  # the policy is not locked out
-    assert rig.targets, "the policy node's chunks were locked out by the rogue's future stamp"
-    rig.spin(rig.cfg.executor.safety.chunk_timeout_s + 0.3)  # the policy stops: the hold comes within the timeout
-    held = len(rig.targets)
-    rig.spin(0.6)
-    assert len(rig.targets) == held, "commands went on after the policy stopped"
+    assert rig.spin_until(lambda: rig.targets, feed=rig.send), \
+        "the policy node's chunks were locked out by the rogue's future stamp"
+    rig.spin_ticks("hold_timeout", 1)  # the policy stops: the executor holds on its chunk timeout
+    held = rig.count("commands")
+    rig.spin_ticks("hold_timeout", 20)
+    assert rig.count("commands") == held, "commands went on after the policy stopped"
 
 
 def test_future_stamped_chunks_from_the_policy_are_refused(rig):
-    rig.spin(1.0, feed=lambda: rig.send(ahead_s=10.0))
+    rig.spin_ticks("refused_chunk: chunk stamped N s in the future > max N s", 3, feed=lambda: rig.send(ahead_s=10.0))
     assert not rig.targets
-    assert rig.node.core.counters["refused_chunk: chunk stamped N s in the future > max N s"] > 0

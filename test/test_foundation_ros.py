@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 import pytest
-from rclpy.executors import SingleThreadedExecutor
+from ros_harness import spinning
 
 pytestmark = pytest.mark.ros
 
@@ -11,6 +11,14 @@ pytestmark = pytest.mark.ros
 def test_dds_stays_on_loopback_with_own_domain():
     assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     assert 0 < int(os.environ["ROS_DOMAIN_ID"]) <= 101
+
+
+def test_ros_tests_carry_a_per_test_timeout_far_below_the_suites(request):
+    import conftest
+
+    assert request.config.pluginmanager.hasplugin("timeout"), "pytest-timeout (the test extra) is not installed"
+    marker = request.node.get_closest_marker("timeout")
+    assert marker is not None and marker.args[0] == conftest.ROS_TIMEOUT_S < 900
 
 
 def _roundtrip(ctx, spin, msg_type, msg, topic):
@@ -22,21 +30,14 @@ def _roundtrip(ctx, spin, msg_type, msg, topic):
     got = []
     sub_node.create_subscription(msg_type, topic, got.append, 10)
     pub = pub_node.create_publisher(msg_type, topic, 10)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(pub_node)
-    ex.add_node(sub_node)
 
     def received():
         if not got:
             pub.publish(msg)
         return bool(got)
 
-    try:
+    with spinning(ctx, pub_node, sub_node) as ex:
         assert spin(ex, received, timeout_s=10.0), f"nothing received on {topic}"
-    finally:
-        ex.shutdown()
-        pub_node.destroy_node()
-        sub_node.destroy_node()
     return got[0]
 
 

@@ -37,16 +37,56 @@ def test_image_messages(enc, h, w, step, big, data):
     assert out.shape[:2] == (h, w)
 
 
+def _encoded(kind: str, h: int, w: int, seed: int) -> tuple[np.ndarray, bytes]:
+    import io
+
+    from PIL import Image as PILImage
+
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    PILImage.fromarray(rgb).save(buf, format=kind)
+    return rgb, buf.getvalue()
+
+
+@st.composite
+def compressed_payloads(draw):
+    """Random bytes, or a real PNG/JPEG (or compressedDepth PNG), cut short at a random length or intact."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=200))
+    rgb, data = _encoded(draw(st.sampled_from(["PNG", "JPEG"])), draw(st.integers(1, 6)), draw(st.integers(1, 6)),
+                         draw(st.integers(0, 2**16)))
+    if draw(st.booleans()):  # a compressedDepth header in front (the PNG is 8-bit RGB: not a valid depth image)
+        data = bytes(12) + data
+    return data[:draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
+
+
 @SETTINGS
 @given(fmt=st.sampled_from(["jpeg", "png", "rgb8; jpeg compressed bgr8", "16UC1; compressedDepth png",
-                            "32FC1; compressedDepth", "tiff", ""]), data=st.binary(max_size=200))
+                            "32FC1; compressedDepth", "tiff", ""]), data=compressed_payloads())
 def test_compressed_messages(fmt, data):
+    """Only ImageFormatError, and what decodes has the documented shape: (H, W, 3) uint8 RGB, or (H, W) float32
+    metres for compressedDepth."""
     from vla_ros.core.image import compressed_to_array
 
     try:
-        compressed_to_array(fmt, data)
+        out = compressed_to_array(fmt, data)
     except ImageFormatError:
-        pass
+        return
+    if "compresseddepth" in fmt.lower():
+        assert out.dtype == np.float32 and out.ndim == 2, (out.dtype, out.shape)
+    else:
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, (out.dtype, out.shape)
+
+
+@SETTINGS
+@given(h=st.integers(1, 6), w=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_intact_png_and_jpeg_decode_to_their_image(h, w, seed):
+    from vla_ros.core.image import compressed_to_array
+
+    rgb, png = _encoded("PNG", h, w, seed)
+    np.testing.assert_array_equal(compressed_to_array("png", png), rgb)
+    _, jpeg = _encoded("JPEG", h, w, seed)
+    assert compressed_to_array("rgb8; jpeg compressed bgr8", jpeg).shape == (h, w, 3)
 
 
 @SETTINGS

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from rclpy.executors import SingleThreadedExecutor
+from ros_harness import spinning
 
 from vla_ros.core.config import from_dict
 from vla_ros.core.sync import ObservationConfig
@@ -83,10 +83,7 @@ def test_valid_observation_then_stale_depth(ros_context, robot_interfaces):
     robot_node = rclpy.create_node("fake_robot", context=ros_context)
     frontend = ObservationFrontend(node, from_dict(ObservationConfig, CFG))
     robot = FakeRobot(robot_node)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    ex.add_node(robot_node)
-    try:
+    with spinning(ros_context, node, robot_node) as ex:
         ready = lambda o: o.valid and o.cameras and o.cameras[0].depth_m is not None  # noqa: E731
         obs = _run_until(ex, robot, frontend, node, ready)
         assert obs.valid, obs.reasons
@@ -102,10 +99,6 @@ def test_valid_observation_then_stale_depth(ros_context, robot_interfaces):
                          with_depth=False)
         assert any("depth 'front' stale" in r for r in obs.reasons), obs.reasons
         assert obs.cameras[0].depth_m is None
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        robot_node.destroy_node()
 
 
 def test_missing_tf_is_a_loud_named_error(ros_context, robot_interfaces):
@@ -118,18 +111,11 @@ def test_missing_tf_is_a_loud_named_error(ros_context, robot_interfaces):
     robot_node = rclpy.create_node("fake_robot_no_tf", context=ros_context)
     frontend = ObservationFrontend(node, from_dict(ObservationConfig, cfg))
     robot = FakeRobot(robot_node)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    ex.add_node(robot_node)
-    try:
+    with spinning(ros_context, node, robot_node) as ex:
         obs = _run_until(ex, robot, frontend, node, lambda o: any("wrist_camera_optical_frame" in r for r in o.reasons))
-        assert not obs.valid
-        assert any("no transform base <- wrist_camera_optical_frame" in r for r in obs.reasons), obs.reasons
-        assert all(c.T_base_camera is None for c in obs.cameras)
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        robot_node.destroy_node()
+    assert not obs.valid
+    assert any("no transform base <- wrist_camera_optical_frame" in r for r in obs.reasons), obs.reasons
+    assert all(c.T_base_camera is None for c in obs.cameras)
 
 
 def test_bad_messages_are_counted_not_raised(ros_context, robot_interfaces):
@@ -144,21 +130,14 @@ def test_bad_messages_are_counted_not_raised(ros_context, robot_interfaces):
     frontend = ObservationFrontend(node, from_dict(ObservationConfig, CFG), use_tf=False)
     img = pub_node.create_publisher(Image, "/camera/color/image_raw", qos.SENSOR)
     js = pub_node.create_publisher(JointState, "/joint_states", qos.SENSOR)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    ex.add_node(pub_node)
-    try:
+    with spinning(ros_context, node, pub_node) as ex:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (frontend.rejected["rgb/front"] and frontend.rejected["joints"]):
             img.publish(Image(height=2, width=2, encoding="rgb8", step=5, data=bytes(10)))
             js.publish(JointState(name=["j1", "j2"], position=[0.0, float("nan")]))
             ex.spin_once(timeout_sec=0.05)
-        assert "step" in frontend.last_errors["rgb/front"]
-        assert "j2" in frontend.last_errors["joints"]
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        pub_node.destroy_node()
+    assert "step" in frontend.last_errors["rgb/front"]
+    assert "j2" in frontend.last_errors["joints"]
 
 
 def test_observation_node_reports_health_on_diagnostics(ros_context, robot_interfaces):
@@ -171,16 +150,9 @@ def test_observation_node_reports_health_on_diagnostics(ros_context, robot_inter
     listener = rclpy.create_node("diag_listener", context=ros_context)
     got = []
     listener.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    ex.add_node(listener)
-    try:
+    with spinning(ros_context, node, listener) as ex:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not got:
             ex.spin_once(timeout_sec=0.05)
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        listener.destroy_node()
     status = got[0].status[0]
     assert status.name == "vla_ros: observation" and "rgb 'front' missing" in status.message

@@ -154,6 +154,7 @@ def expected_scored_steps(horizon: int, dt_s: float) -> int:
     return int(((steps >= lo - 1e-6) & (steps <= hi + 1e-6)).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 @pytest.mark.parametrize("robot", ["widowx", "agilex"])
 def test_eval_bag_and_export_dataset_end_to_end(tmp_path, robot, storage):

@@ -3,6 +3,7 @@ valid observations (restamped, tf pose included); topic filters and the CLI's er
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import rclpy
@@ -39,7 +40,8 @@ def test_replay_feeds_the_live_observation_pipeline(tmp_path, ros_context, robot
     try:
         rep = BagReplayer(player, str(bag), rate=1.0)
         assert rep.play(spin=spin) > 100
-        for _ in range(20):
+        deadline = time.monotonic() + 10.0
+        while not valid and time.monotonic() < deadline:  # the last messages may still be on their way
             spin(0.01)
     finally:
         ex.shutdown()

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ros_harness import arm_chunk
 
 from vla_ros.core.chunking import Target
 from vla_ros.core.executor import Executor, ExecutorConfig
 from vla_ros.core.safety import SafetyConfig, clamp_target
 from vla_ros.core.transforms import canonical_quat, quat_angle_rad
-from vla_ros.core.types import ActionChunk
 
 LO, HI = np.array([0.2, -0.5, 0.0]), np.array([0.75, 0.5, 0.7])
 coord = st.floats(-1.5, 1.5, allow_nan=False)
@@ -62,11 +62,7 @@ def test_clamp_target_invariants(prev_p, prev_q, tgt_p, tgt_q, grip, lim, period
 
 
 def chunk_of(stamp, positions, quats, grips, dt=0.1):
-    T = len(positions)
-    return ActionChunk(stamp_s=stamp, dt_s=dt, frame_id="base", arm_names=["arm"],
-                       position_m=np.asarray(positions, float).reshape(T, 1, 3),
-                       quat_xyzw=np.asarray(quats, float).reshape(T, 1, 4),
-                       gripper=np.asarray(grips, float).reshape(T, 1), reference="absolute")
+    return arm_chunk(stamp, positions, quat_xyzw=quats, gripper=grips, dt_s=dt)
 
 
 @SLOW

@@ -1,7 +1,7 @@
 """Observation assembly: time-synchronised cameras, depth, joints, end-effector pose, extrinsics, instruction.
 
-Pure logic fed by a thin ROS shell (vla_ros/ros/observation_frontend.py), by bag replay, or by the
-simulator, so all three see identical observations. Rules:
+Pure logic, fed through ObservationFeed (vla_ros/core/observation_feed.py) by the live frontend, the bag reader
+and the simulator alike, so all three see identical observations. Rules:
 - the primary camera's newest RGB image sets the observation stamp;
 - each camera's depth is matched to its RGB within `slop_s` (approximate time sync);
 - joint positions are interpolated AT the image stamp from a short buffer, never "latest";

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_ros.core.transforms import invert
+from vla_ros.core.transforms import invert, pose_to_matrix
 
 
 class TransformError(LookupError):
@@ -38,6 +38,23 @@ class TransformTree:
         if old is not None and stamp_s is not None and old.stamp_s is not None and stamp_s < old.stamp_s:
             return  # out-of-order dynamic transform: keep the newer one
         self._edges[child] = _Edge(parent, np.asarray(T_parent_child, dtype=np.float64), stamp_s)
+
+    def set_from_message(self, msg, static: bool) -> list[str]:
+        """Every transform of a tf2_msgs/TFMessage (rclpy's or rosbags' fields), `static` for /tf_static; a
+        transform that is non-finite or makes a frame its own parent is dropped, with a line saying so."""
+        dropped = []
+        for t in msg.transforms:
+            tr, q = t.transform.translation, t.transform.rotation
+            stamp = t.header.stamp
+            try:
+                T = pose_to_matrix([tr.x, tr.y, tr.z], [q.x, q.y, q.z, q.w])
+                if not np.isfinite(T).all():
+                    raise ValueError("non-finite transform")
+                self.set_transform(t.header.frame_id, t.child_frame_id, T,
+                                   None if static else stamp.sec + stamp.nanosec * 1e-9)
+            except (ValueError, TransformError) as exc:
+                dropped.append(f"dropped {t.header.frame_id} -> {t.child_frame_id}: {exc}")
+        return dropped
 
     def remove_frame(self, child: str) -> None:
         self._edges.pop(child.lstrip("/"), None)

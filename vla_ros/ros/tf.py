@@ -51,16 +51,8 @@ class TfListener:
                                  callback_group=callback_group)
 
     def _on_tf(self, msg, static: bool) -> None:
-        for t in msg.transforms:
-            try:
-                T = transform_msg_to_matrix(t.transform)
-                if not np.isfinite(T).all():
-                    raise ValueError("non-finite transform")
-                self.tree.set_transform(t.header.frame_id, t.child_frame_id, T,
-                                        None if static else stamp_to_s(t.header.stamp))
-            except (ValueError, TransformError) as exc:
-                self.node.get_logger().warning(f"tf: dropped {t.header.frame_id} -> {t.child_frame_id}: {exc}",
-                                               throttle_duration_sec=5.0)
+        for line in self.tree.set_from_message(msg, static):
+            self.node.get_logger().warning(f"tf: {line}", throttle_duration_sec=5.0)
 
     def lookup(self, target: str, source: str, now_s: float | None = None, max_age_s: float = math.inf
                ) -> tuple[np.ndarray, float | None]:

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_ros.core.config import check, check_range
+from vla_ros.core.observation_feed import ObservationFeed
+from vla_ros.core.sync import CameraConfig, ObservationConfig
 from vla_ros.core.transforms import canonical_quat, pose_to_matrix, quat_angle_rad, slerp
-from vla_ros.core.types import CameraObservation, Observation
+from vla_ros.core.types import Observation
 from vla_ros.sim import franka
 from vla_ros.sim.scene import CAMERA, FINGER_MAX_M, build_mjcf
 from vla_ros.sim.tasks import TASKS, CameraRange, Episode, check_success, sample_episode
@@ -21,6 +23,14 @@ from vla_ros.sim.tasks import TASKS, CameraRange, Episode, check_success, sample
 PROPRIO_NAMES = [*franka.JOINT_NAMES, franka.FINGER_NAMES[0]]  # 7 arm joints (rad) + one finger (m, half the width)
 
 TOOL_DOWN_XYZW = np.array([1.0, 0.0, 0.0, 0.0])
+
+# What the simulator's sensors make an observation of: the camera, joints and TCP pose the sim node publishes
+# (config/sim_franka.yaml's observation), assembled by the ObservationFeed a robot's and a bag's go through.
+OBSERVATION = ObservationConfig(
+    cameras=[CameraConfig(name=CAMERA, rgb_topic="/camera/color/image_raw", info_topic="/camera/color/camera_info",
+                          depth_topic="/camera/aligned_depth_to_color/image_raw")],
+    joint_names=list(PROPRIO_NAMES), joint_topic="/joint_states", ee_pose_topic="/current_pose",
+    instruction_topic="/vla/instruction", base_frame="base")
 
 
 @dataclass
@@ -197,16 +207,21 @@ class SimEnv:
         return self.camera.render(self.data)
 
     def observation(self) -> Observation:
+        """The sensors at this instant (one complete set of readings, all stamped now) through an ObservationFeed
+        of OBSERVATION; the camera pose is static, as a calibration gives it."""
         rgb, depth = self.render()
         valid = (depth > 0) & (depth < self.config.depth_max_m)
         depth = np.where(valid, depth, 0.0).astype(np.float32)
         t = self.time_s
-        cam = CameraObservation(name=CAMERA, rgb=rgb, K=self.camera.intrinsics().K, stamp_s=t, depth_m=depth,
-                                depth_valid=valid, T_base_camera=self.T_base_camera())
-        proprio = np.r_[self.q, self.finger_positions_m()[:1]].astype(np.float32)  # PROPRIO_NAMES
-        return Observation(stamp_s=t, cameras=[cam], proprio=proprio, proprio_names=list(PROPRIO_NAMES),
-                           instruction=self.instruction,
-                           ee_pose=self.ee_pose()[None], ages_s={"rgb/front": 0.0, "joints": 0.0})
+        feed = ObservationFeed(OBSERVATION)
+        feed.add_camera_info(CAMERA, self.camera.intrinsics())
+        feed.set_extrinsics(CAMERA, self.T_base_camera())
+        feed.add_image(CAMERA, t, rgb)
+        feed.add_depth(CAMERA, t, depth, valid)
+        feed.add_joint_state(t, PROPRIO_NAMES, np.r_[self.q, self.finger_positions_m()[:1]])
+        feed.add_ee_pose(t, self.ee_pose())
+        feed.set_instruction(self.instruction)
+        return feed.assemble(t)
 
     def close(self) -> None:
         if self.camera is not None:
