@@ -61,6 +61,20 @@ def test_clamp_target_invariants(prev_p, prev_q, tgt_p, tgt_q, grip, lim, period
     assert_command_ok(out, prev, cfg, period)
 
 
+def test_a_pose_just_outside_the_box_steps_in_when_the_stepped_target_would_clip_too_far():
+    """Found by hypothesis: 1.25 cm below the box, a target across it; stepping toward the target and clipping
+    would land 6.25+ cm away, yet a command inside the box within one step exists (so no hold)."""
+    lim = {"max_step_m": 0.0625, "max_step_rad": 0.5, "max_speed_m_s": 1.0, "max_speed_rad_s": 1.0,
+           "max_gripper_step": 1.0}
+    cfg = cfg_of(lim)
+    q = np.array([[0.0, 0.0, 0.0, 1.0]])
+    prev = Target(np.array([[0.3, -0.5 - 0.0125, 0.3]]), q, np.array([0.5]))
+    out = clamp_target(prev, Target(np.array([[0.3, 1.4, -0.4]]), q, np.array([0.5])), 0.5, cfg, Counter())
+    assert out is not None
+    assert_command_ok(out, prev, cfg, 0.5)
+    assert out.position_m[0, 1] > -0.5 + 0.03  # and it made progress toward the target, not only into the box
+
+
 def chunk_of(stamp, positions, quats, grips, dt=0.1):
     return arm_chunk(stamp, positions, quat_xyzw=quats, gripper=grips, dt_s=dt)
 

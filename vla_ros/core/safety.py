@@ -123,9 +123,11 @@ def clamp_target(previous: Target | None, target: Target, period_s: float, cfg: 
         out.position_m = previous.position_m + delta * scale
     inside = np.clip(out.position_m, lo, hi)
     if not np.array_equal(inside, out.position_m):  # only when previous is outside the box
-        if np.any(np.linalg.norm(inside - previous.position_m, axis=-1) > max_t + 1e-9):
+        near = np.clip(previous.position_m, lo, hi)  # the box point nearest the previous pose
+        if np.any(np.linalg.norm(near - previous.position_m, axis=-1) > max_t + 1e-9):
             counters["hold_outside_workspace"] += 1
             return None
+        inside = _toward_within_step(previous.position_m, near, inside, max_t)
         out.position_m = inside
     max_r = min(cfg.max_step_rad, cfg.max_speed_rad_s * period_s)
     ang = quat_angle_rad(previous.quat_xyzw, out.quat_xyzw)
@@ -138,6 +140,18 @@ def clamp_target(previous: Target | None, target: Target, period_s: float, cfg: 
         counters["clamp_gripper_step"] += 1
         out.gripper = previous.gripper + np.clip(dg, -cfg.max_gripper_step, cfg.max_gripper_step)
     return out
+
+
+def _toward_within_step(previous: np.ndarray, near: np.ndarray, goal: np.ndarray, max_t: float) -> np.ndarray:
+    """Per arm, the point on the segment near -> goal (both in the box, so the segment is too) farthest along it
+    while within max_t of `previous` (near is): the largest root of |near + s (goal - near) - previous| = max_t."""
+    d, e = goal - near, near - previous
+    a = np.sum(d * d, axis=-1, keepdims=True)
+    b = 2.0 * np.sum(d * e, axis=-1, keepdims=True)
+    c = np.sum(e * e, axis=-1, keepdims=True) - max_t ** 2  # <= 0: near is within the step
+    root = (-b + np.sqrt(np.maximum(b * b - 4 * a * c, 0.0))) / np.maximum(2 * a, 1e-300)
+    s = np.where(a > 0, np.clip(root * (1 - 1e-9), 0.0, 1.0), 0.0)
+    return near + s * d
 
 
 def distance_outside_box_m(position_m: np.ndarray, cfg: SafetyConfig) -> float:
