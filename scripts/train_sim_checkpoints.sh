@@ -25,6 +25,6 @@ train() {  # policies in turn, both stages; each final checkpoint then copied in
     cp "runs/sim_${m}_ft/metrics.jsonl" "vla_ros/checkpoints/sim_$m/metrics_stage2.jsonl"
   done
 }
-train baseline spatial_forcing falcon_rgb & train falcon spatialvla & wait   # two at a time, one thread each
+train baseline spatial_forcing falcon_rgb pi0 & train falcon spatialvla pi0_sf & wait   # two at a time, one thread each
 $V/vla-ros ablation --episodes 20 --out docs/ablation
 $V/python -m vla_ros.sim.curves --out docs/ablation

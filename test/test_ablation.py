@@ -38,3 +38,13 @@ def test_a_cached_row_is_reused_only_when_nothing_changed():
     assert _cached(old, row, "abd", 20, 7) is None  # retrained
     assert _cached(old, row, "abc", 50, 7) is None  # more episodes
     assert _cached(old, Row("r", "sim_x", "rgbd"), "abc", 20, 7) is None
+
+
+def test_convergence_counts_the_steps_to_the_plain_runs_final_loss():
+    from vla_ros.sim.curves import convergence
+
+    plain = {"step": [250, 500, 750, 1000], "val_action_loss": [0.4, 0.3, 0.25, 0.2]}
+    forced = {"step": [250, 500, 750, 1000], "val_action_loss": [0.35, 0.19, 0.15, 0.1]}
+    assert convergence(plain, forced) == {"plain_final_loss": 0.2, "plain_steps": 1000, "forced_steps": 500,
+                                          "speedup": 2.0}
+    assert convergence(plain, {"step": [1000], "val_action_loss": [0.3]})["speedup"] is None
