@@ -250,6 +250,28 @@ def load_state_strict(module: torch.nn.Module, state: dict, what: str) -> None:
     module.load_state_dict(state, strict=True)
 
 
+ESM_FOLDER_FIELDS = ("embed_dim", "heads", "depth", "patch_size", "dino_depth", "num_register_tokens",
+                     "input_convention")
+
+
+def check_esm_folder(path: str | Path, esm_cfg) -> None:
+    """A vla_ros ESM folder (config.yaml beside the weights, written by `vla-ros pretrain-esm`) must have been
+    trained with this model's sizes and input convention; under another convention its tokens mean something
+    else (e.g. the bundled sim_esm, "legacy", fed FALCON's reference inputs). Other folders are not checked."""
+    p = Path(path)
+    if not (p.is_dir() and (p / "config.yaml").is_file()):
+        return
+    from vla_ros.policies.spatial_model.esm import read_esm_config
+
+    saved = read_esm_config(p)
+    for f in ESM_FOLDER_FIELDS:
+        if getattr(saved, f) != getattr(esm_cfg, f):
+            raise ConfigError(f"method_args.esm_checkpoint {p}: esm.{f} is {getattr(saved, f)!r} there, "
+                              f"{getattr(esm_cfg, f)!r} in this config"
+                              + ("; pretrain an ESM in this convention (vla-ros pretrain-esm)"
+                                 if f == "input_convention" else ""))
+
+
 def read_esm_state(path: str | Path) -> dict:
     """The ESM's safetensors: a file, or a folder with model.safetensors or shards (*.safetensors)."""
     from safetensors.torch import load_file
