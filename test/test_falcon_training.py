@@ -225,3 +225,25 @@ def test_every_per_camera_input_comes_from_the_same_camera():
         loss_mixed = policy.compute_loss(mixed)[0]
     torch.testing.assert_close(loss_two, loss_one, rtol=0, atol=0)
     assert not torch.allclose(loss_mixed, loss_one)
+
+
+# --- the ESM pretrained in the reference convention --------------------------------------------------------------
+def test_an_esm_pretrained_in_the_reference_convention_feeds_the_reference_architecture(tmp_path):
+    from vla_ros.policies.spatial_model.esm import ESMConfig, pose_encoding_vggt
+    from vla_ros.training.esm_pretrain import ESMPretrainConfig, pretrain, pretrain_inputs
+
+    batch = synthetic_batch(make_policy(policy_cfg("rgb", use_esm=False, stage=1)).config, 3, seed=2)
+    batch["pose_valid"][2] = False
+    on = torch.tensor([True, False, True])
+    kw = pretrain_inputs(batch, on, on, ESMConfig(**ESM))
+    assert torch.equal(kw["depth"], batch["depth_m"]) and torch.equal(kw["depth_on"], on)  # raw: the aggregator
+    torch.testing.assert_close(kw["pose9"], pose_encoding_vggt(batch["T_base_camera"], batch["K"], (32, 32)))
+    assert kw["pose_on"].tolist() == [[True], [False], [False]]  # asked for and valid
+
+    root = write_dataset(tmp_path / "ds")
+    cfg = ESMPretrainConfig(esm=ESMConfig(**ESM), dataset=str(root), out=str(tmp_path / "esm"), image_size=32,
+                            steps=2, batch_size=4, eval_every=2)
+    assert np.isfinite(pretrain(cfg, progress=False)["val_depth_mae_m"])
+    policy = make_policy(policy_cfg("rgbd_pose", str(tmp_path / "esm"), stage=1))
+    k = "aggregator.pose_embedding.weight"
+    torch.testing.assert_close(policy.model.act_head.vggt_net.state_dict()[k], weights(tmp_path / "esm")[k])
