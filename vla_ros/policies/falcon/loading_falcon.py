@@ -12,8 +12,9 @@ Kosmos-2 folder: config.json + tokenizer; default: the .ckpt's vlm path if it ex
 "bfloat16"; default: the .ckpt's trainer precision), and where the .ckpt carries no hyper-parameters (or to
 override): head ("fc" | "lstm"), chunk, window, use_esm; the action mapping: action_norm, norm_bounds,
 statistics (a dataset_statistics JSON, e.g. FALCON's configs/data/oxe_dataset_stats/dataset_statistics_bridge.json)
-with unnorm_key, rotation, camera, dt_s, action_reference, name, camera_gt_pt, depth_gt_pt; card (a checkpoint card
-YAML under cards/ whose `load_options` are the defaults); trust_pickle (allow a full pickle load of the .ckpt).
+with unnorm_key, rotation, camera, dt_s, action_reference, name, camera_gt_pt, depth_gt_pt; card (a shipped
+card's name, see cards/, or a card YAML: its name, action_reference, dt_s and `run` are the defaults; the schema:
+vla_ros/policies/cards.py); trust_pickle (allow a full pickle load of the .ckpt).
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ import torch
 
 from vla_ros.core.config import ConfigError, from_dict
 
-CARDS = Path(__file__).parent / "cards"
 HEAD_TYPES = {"FCDecoder_ESM": ("fc", True), "FCDecoder": ("fc", False), "LSTMDecoder_ESM": ("lstm", True),
               "LSTMDecoder": ("lstm", False)}
 KNOWN_OPTIONS = {"esm", "kosmos2", "dtype", "head", "chunk", "window", "use_esm", "action_norm", "norm_bounds",
@@ -132,19 +132,28 @@ def _dtype(opts: dict, hp: dict) -> torch.dtype:
     return table[name]
 
 
+def _card(name_or_path: str):
+    from vla_ros.policies.cards import CardError, load_card
+
+    try:
+        return load_card("falcon", str(name_or_path))
+    except CardError as exc:
+        raise ConfigError(f"load_options.card: {exc}") from None
+
+
 def _options(opts: dict) -> dict:
+    """The load options over the card's defaults (its name, action_reference, dt_s and `run`)."""
     unknown = sorted(set(opts) - KNOWN_OPTIONS)
     if unknown:
         raise ConfigError(f"load_options: unknown {unknown}; known: {sorted(KNOWN_OPTIONS)}")
     if "card" in opts:
-        card = Path(opts["card"])
-        card = card if card.is_file() else CARDS / f"{opts['card']}.yaml"
-        if not card.is_file():
-            raise ConfigError(f"load_options.card: {opts['card']!r} is neither a file nor one of "
-                              f"{sorted(p.stem for p in CARDS.glob('*.yaml'))}")
-        import yaml
-
-        opts = {**(yaml.safe_load(card.read_text()) or {}).get("load_options", {}), **opts}
+        card = _card(opts["card"])
+        bad = sorted(set(card.data["run"]) - KNOWN_OPTIONS)
+        if bad:
+            raise ConfigError(f"{card.path}: run: unknown load options {bad}; known: {sorted(KNOWN_OPTIONS)}")
+        defaults = {"name": card.name, "action_reference": card.data["action_reference"],
+                    "dt_s": card.data["dt_s"], **card.data["run"]}
+        opts = {**defaults, **opts}
     return opts
 
 
@@ -410,7 +419,6 @@ def load_released(path: Path, device: str, options: dict):
 def inspect_released(path: Path, card: str = "", options: dict | None = None):
     """Key coverage of a released .ckpt (and the ESM folder of `options["esm"]`) against the reference
     architecture built on the meta device with the widths the tensors show (`vla-ros checkpoint inspect`)."""
-    from vla_ros.policies.cards import Card
     from vla_ros.policies.factory import make_policy
     from vla_ros.policies.inspect_checkpoint import CheckpointReport, compare
 
@@ -436,11 +444,6 @@ def inspect_released(path: Path, card: str = "", options: dict | None = None):
             expected[f"esm/{k[len('act_head.vggt_net.'):]}"] = tuple(v.shape)
     missing, unexpected, shapes = compare(found, expected)
     n = sum(int(torch.Size(s).numel()) for s in found.values())
-    shown = None
-    if "card" in opts:
-        c = Path(opts["card"]) if Path(opts["card"]).is_file() else CARDS / f"{opts['card']}.yaml"
-        import yaml
-
-        shown = Card(c.stem, c, yaml.safe_load(c.read_text()))
+    shown = _card(opts["card"]) if "card" in opts else None
     return CheckpointReport(str(ckpt_path), "falcon", "released", n, len(found), len(expected), missing, unexpected,
                             shapes, sorted(_statistics(opts)) if "statistics" in opts else [], shown)
