@@ -16,6 +16,8 @@ class FalconReferenceArgs:
         ESM over the window's frames jointly). The chunk size (fwd_pred_next_n) is the policy's `horizon`.
     use_esm: False = stage 1 (plain FCDecoder/LSTMDecoder, no ESM, no injector); True = the *_ESM heads.
     window: frames per sample (history_type "post": each frame encoded by Kosmos-2 on its own); FC 1, LSTM 16.
+        W > 1: a training sample holds W consecutive frames (EpisodeDataset's window), each with its own chunk,
+        and the loss covers every frame, as RoboVLMs' over the window.
     hidden_size: the head width (1024); mlp_widths: MLPTanhHead's ([1024, 512, 256]);
     injector_widths: PCDInjector_V1's ([512, 1024]); lstm_layers: 4.
     camera_gt_pt / depth_gt_pt: fraction of the frames given the ground-truth pose / depth (the ESM's
@@ -117,8 +119,8 @@ class FalconReferenceArgs:
 class FalconConfig:
     """Args:
     architecture: "reference" (the released FALCON: Kosmos-2, its action heads, see FalconReferenceArgs) or
-        "compact" (the small vla_ros model of the bundled sim checkpoints: tiny VLM + adapter; pending
-        retraining as "reference").
+        "compact" (the small vla_ros model of the bundled sim checkpoints: tiny VLM + adapter; configs
+        config/train/sim_falcon*_compact.yaml; their retraining as "reference": config/train/sim_falcon*.yaml).
     esm: the Embodied Spatial Model's sizes (ESMConfig.vggt_1b(point_head=False) for the released esm-1b).
     esm_checkpoint: local file (.safetensors or .pt) with VGGT-1B or FALCON ESM weights, or an ESM folder;
         '' = from scratch (or the checkpoint provides them).
