@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the bundled simulation checkpoints (vla_ros/checkpoints/sim_*) and the README's ablation table:
 # expert demonstrations -> ESM geometry pretraining -> the five policies, same data and steps (stage 1 on the
-# training camera range, stage 2 fine-tuned with recovery demonstrations added) -> ablation (on the tasks' range).
+# training camera range, stage 2 fine-tuned with recovery demonstrations added; for FALCON, the reference's two
+# stages: without, then with the frozen ESM) -> ablation (on the tasks' range).
 # About 3 h on a 2-core CPU (two jobs at a time, one thread each); a GPU makes the training minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ demos sim_demos 300 0 $W & demos sim_demos_b 750 300 $W & demos sim_demos_c 750 
 demos sim_demos_d 450 20000 $W --perturb & demos sim_demos_e 450 30000 $W --perturb & wait   # 900 pushed
 mkdir -p runs
 $V/vla-ros pretrain-esm --config config/train/sim_esm.yaml --no-progress > runs/sim_esm.log 2>&1
+# FALCON's ESM in the reference input convention (sim_esm's is the legacy one, which the reference FALCON refuses)
+$V/vla-ros pretrain-esm --config config/train/sim_esm_reference.yaml --no-progress > runs/sim_esm_reference.log 2>&1
 train() {  # policies in turn, both stages; each final checkpoint then copied into the package
   for m in "$@"; do
     $V/vla-ros train --config "config/train/sim_$m.yaml" --no-resume --no-progress > "runs/sim_$m.log" 2>&1
@@ -25,6 +28,15 @@ train() {  # policies in turn, both stages; each final checkpoint then copied in
     cp "runs/sim_${m}_ft/metrics.jsonl" "vla_ros/checkpoints/sim_$m/metrics_stage2.jsonl"
   done
 }
-train baseline spatial_forcing falcon_rgb pi0 & train falcon spatialvla pi0_sf & wait   # two at a time, one thread each
+falcon() {  # the reference recipe: stage 1 without the ESM (shared), stage 2 per variant from it (ESM frozen)
+  $V/vla-ros train --config config/train/sim_falcon_stage1.yaml --no-resume --no-progress > runs/sim_falcon_stage1.log 2>&1
+  for m in falcon falcon_rgb; do
+    $V/vla-ros train --config "config/train/sim_$m.yaml" --no-resume --no-progress > "runs/sim_$m.log" 2>&1
+    rm -rf "vla_ros/checkpoints/sim_$m" && cp -r "runs/sim_$m/checkpoint" "vla_ros/checkpoints/sim_$m"
+    cp runs/sim_falcon_stage1/metrics.jsonl "vla_ros/checkpoints/sim_$m/metrics.jsonl"   # from scratch: the curves
+    cp "runs/sim_$m/metrics.jsonl" "vla_ros/checkpoints/sim_$m/metrics_stage2.jsonl"
+  done
+}
+(train baseline spatial_forcing spatialvla pi0) & (falcon; train pi0_sf) & wait   # two at a time, one thread each
 $V/vla-ros ablation --episodes 20 --out docs/ablation
 $V/python -m vla_ros.sim.curves --out docs/ablation

@@ -69,11 +69,32 @@ def test_tiny_released_ckpt_and_esm_folder_load_key_for_key(release):
     assert set(np.unique(chunk.gripper)) <= {0.0, 1.0} and chunk.modalities == ("rgb",)  # gt fractions 0: RGB only
 
 
-def test_bf16_is_selectable(release):
-    opts = {**tiny_load_options(release["kosmos"], release["esm"]), "dtype": "bfloat16"}
-    policy = load_policy(release["ckpt"], "cpu", opts)
-    assert {p.dtype for p in policy.parameters()} == {torch.bfloat16}
-    assert policy.infer(observation()).position_m.shape == (5, 1, 3)
+def test_bf16_loads_the_same_weights_built_empty_without_a_full_precision_copy(release, monkeypatch):
+    from vla_ros.policies.falcon import loading_falcon
+    from vla_ros.policies.falcon.modeling_falcon_reference import FalconReferenceModel
+
+    built = []
+    init = FalconReferenceModel.__init__
+
+    def spy_init(self, *a, **kw):
+        init(self, *a, **kw)
+        built.append({p.device.type for p in self.parameters()})
+
+    monkeypatch.setattr(FalconReferenceModel, "__init__", spy_init)
+    opts = tiny_load_options(release["kosmos"], release["esm"])
+    fp32 = load_policy(release["ckpt"], "cpu", opts)
+    bf16 = load_policy(release["ckpt"], "cpu", {**opts, "dtype": "bfloat16"})
+    assert built == [{"meta"}, {"meta"}]  # shapes only: nothing allocated or initialised before the weights
+    esm = loading_falcon.read_esm_state(release["esm"], torch.bfloat16)  # converted tensor by tensor as read
+    assert {v.dtype for v in esm.values()} == {torch.bfloat16}
+    full = fp32.state_dict()
+    for k, v in bf16.state_dict().items():
+        assert v.dtype == (torch.bfloat16 if full[k].is_floating_point() else full[k].dtype), k
+        torch.testing.assert_close(v, full[k].to(v.dtype), rtol=0, atol=0)
+    text = bf16.model.backbone.text_model
+    assert text.lm_head.weight is text.model.embed_tokens.weight  # still tied
+    assert not any(t.is_meta for t in list(bf16.parameters()) + list(bf16.buffers()))
+    assert bf16.infer(observation()).position_m.shape == (5, 1, 3)
 
 
 def test_a_ckpt_holding_the_esm_needs_no_esm_folder(tmp_path, release):

@@ -77,12 +77,18 @@ class EpisodeDataset(torch.utils.data.Dataset):
     reference of the actions), reference (absolute | delta_measured; the latter needs the episodes' measured
     `ee_pose`), proprio_names (the joints to read, by the dataset's joint_names; [] = all), shift_px (random
     shift augmentation: images and depth padded by this many pixels and cropped back at a random offset, K's
-    principal point moved to match; 0 = off).
+    principal point moved to match; 0 = off), window (0 = one frame per sample; W >= 1: W consecutive frames of
+    one episode per sample, every key but the instruction with a leading frame axis (rgb (W, C, 3, H, W), action
+    (W, horizon, A, 7), ...), each frame with its own chunk, one shift for the whole window; an episode shorter
+    than W repeats its last frame, whose actions are then all flagged in action_pad).
     """
 
     def __init__(self, root, horizon: int, image_size: int, split: str = "train", val_fraction: float = 0.1,
                  seed: int = 0, cameras: list[str] | None = None, ref_quat=(1.0, 0.0, 0.0, 0.0),
-                 reference: str = REF_ABSOLUTE, proprio_names: list[str] | None = None, shift_px: int = 0):
+                 reference: str = REF_ABSOLUTE, proprio_names: list[str] | None = None, shift_px: int = 0,
+                 window: int = 0):
+        if window < 0:
+            raise DatasetError(f"window: {window}; expected 0 (one frame) or a number of frames >= 1")
         roots = [root] if isinstance(root, (str, Path)) else list(root)
         metas = [read_meta(r) for r in roots]
         self.meta = metas[0]
@@ -123,15 +129,23 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.subgoals = [gripper_event_targets(e) for e in self.episodes]
         if any(g is None for g in self.subgoals):  # all or none: a batch has one set of keys
             self.subgoals = [None] * len(self.episodes)
-        self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep["stamp_s"]))]
+        self.window = int(window)
+        starts = (lambda n: range(n)) if not self.window else (lambda n: range(max(1, n - self.window + 1)))
+        self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in starts(len(ep["stamp_s"]))]
         acts = np.concatenate([a[~p] for a, p in self.chunks])  # (M, A, 7) of real (unpadded) steps
         self.norm_stats = action_proprio_stats(acts.reshape(len(acts), -1),
                                                np.concatenate([e["proprio"] for e in self.episodes]))
 
-    def _shift(self, rgb, depth, K):
-        """One random offset for all cameras of the sample (torch's RNG, so training stays seeded)."""
+    def _offset(self) -> tuple[int, int] | None:
+        """One random shift for all cameras (and frames) of a sample (torch's RNG, so training stays seeded)."""
+        if not self.shift_px:
+            return None
+        dx, dy = (int(v) for v in torch.randint(0, 2 * self.shift_px + 1, (2,)))
+        return dx, dy
+
+    def _shift(self, rgb, depth, K, offset: tuple[int, int]):
         p, s = self.shift_px, self.size
-        dx, dy = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
+        dx, dy = offset
         out = ([], [], [])
         for im, d, k in zip(rgb, depth, K):
             out[0].append(np.pad(im, ((p, p), (p, p), (0, 0)), mode="edge")[dy:dy + s, dx:dx + s])
@@ -147,6 +161,17 @@ class EpisodeDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         e, t = self.index[i]
+        if not self.window:
+            return self._frame(e, t, self._offset())
+        n, offset = len(self.episodes[e]["stamp_s"]), self._offset()
+        frames = [self._frame(e, min(t + j, n - 1), offset) for j in range(self.window)]
+        out = {k: torch.stack([f[k] for f in frames]) for k in frames[0] if k != "instruction"}
+        beyond = torch.arange(t, t + self.window) >= n
+        out["action_pad"] = out["action_pad"] | beyond[:, None]
+        out["instruction"] = frames[0]["instruction"]
+        return out
+
+    def _frame(self, e: int, t: int, offset: tuple[int, int] | None) -> dict:
         ep, s = self.episodes[e], self.size
         rgb, depth, K, T = [], [], [], []
         for cam in self.cameras:
@@ -154,8 +179,8 @@ class EpisodeDataset(torch.utils.data.Dataset):
             K.append(ep[f"K__{cam}"][t])
             depth.append(ep[f"depth_m__{cam}"][t] if f"depth_m__{cam}" in ep else np.zeros((s, s), np.float32))
             T.append(ep[f"T_base_camera__{cam}"][t])
-        if self.shift_px:
-            rgb, depth, K = self._shift(rgb, depth, K)
+        if offset is not None:
+            rgb, depth, K = self._shift(rgb, depth, K, offset)
         valid = [d > 0 for d in depth]
         T = np.stack(T).astype(np.float32)
         pose_valid = bool(np.isfinite(T).all())

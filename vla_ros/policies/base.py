@@ -45,6 +45,12 @@ class Policy(nn.Module, abc.ABC):
         self.actions = ActionProcessor(norm_stats)
         self.last_timing_s: dict[str, float] = {}  # the last infer(): preprocess, forward, postprocess (s)
 
+    @classmethod
+    def sample_window(cls, config: PolicyConfig) -> int:
+        """Frames per training sample: 0 = one frame (the plain batch contract); W >= 1 = W consecutive frames
+        with a leading frame axis (EpisodeDataset's `window`)."""
+        return 0
+
     # --- interface ----------------------------------------------------------------------------------
     def reset(self) -> None:
         """Clear per-episode state (history windows, ensemblers)."""

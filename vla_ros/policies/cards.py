@@ -1,19 +1,29 @@
 """Checkpoint cards: one YAML per released checkpoint, shipped in `vla_ros/policies/<method>/cards/<name>.yaml`.
 
-A card says what the checkpoint's numbers mean on a robot: the dataset key of its statistics, the action's
-reference, frame, units and rotation convention, the gripper convention, the image size and crop, the depth
-source, the intrinsics key, the robot config it suits, and `run` (load options the reference evaluation used).
-Loaders read `dataset_key` and `run` as defaults; `vla-ros checkpoint inspect` prints the card.
+One schema for every method. A card says what the checkpoint's numbers mean on a robot:
+- name, method; hf_repo (where the weights are; `hf_path`: the folder in it, when the repo holds several);
+- dataset_key (the statistics key, null where none applies), action (reference, frame, units, rotation
+  convention), gripper (its convention), image (size, crop, normalisation), depth_source, intrinsics_key,
+  robot_config (the vla_ros robot YAML it suits, or "none shipped"), action_reference and dt_s (the chunk's);
+- run: the load options the reference evaluation used (a mapping), the loader's defaults, which
+  `policy.load_options` override;
+- optional: needs (files besides the weights), head, executor_hint (the executor setting closest to the
+  reference rollout).
+Loaders read `dataset_key`, `action_reference`, `dt_s` and `run` as defaults; `vla-ros checkpoint inspect`
+prints the card. FALCON cards once named `run` `load_options`: a card with that key is still read (with a
+DeprecationWarning naming the file); one with both is refused.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 REQUIRED = ("name", "method", "hf_repo", "dataset_key", "action", "gripper", "image", "depth_source",
-            "intrinsics_key", "robot_config")
+            "intrinsics_key", "robot_config", "action_reference", "dt_s", "run")
+OLD_NAMES = {"load_options": "run"}  # a former key -> its name in this schema
 
 
 class CardError(ValueError):
@@ -49,9 +59,17 @@ def read_card(path: str | Path) -> Card:
         raise CardError(f"{p}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise CardError(f"{p}: expected a mapping")
+    for old, new in OLD_NAMES.items():
+        if old in data:
+            if new in data:
+                raise CardError(f"{p}: both `{old}` (the former name) and `{new}`; keep `{new}`")
+            warnings.warn(f"{p}: `{old}` is the former name of `{new}`; rename it", DeprecationWarning, stacklevel=2)
+            data = {(new if k == old else k): v for k, v in data.items()}
     missing = [k for k in REQUIRED if k not in data]
     if missing:
-        raise CardError(f"{p}: card lacks {missing}")
+        raise CardError(f"{p}: card lacks {missing} (the card schema: vla_ros/policies/cards.py)")
+    if not isinstance(data["run"], dict):
+        raise CardError(f"{p}: run: expected a mapping of load options, got {data['run']!r}")
     return Card(str(data["name"]), p, data)
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from vla_ros.core.config import check, check_range, to_dict
 from vla_ros.policies.falcon.processing_falcon import esm_inputs, sample_injection
-from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, ESMConfig, pose_encoding
+from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, ESMConfig, pose_encoding, pose_encoding_vggt
 
 ESM_WEIGHTS, ESM_CONFIG = "model.safetensors", "config.yaml"
 
@@ -30,7 +30,10 @@ def _tiny_esm() -> ESMConfig:
 @dataclass
 class ESMPretrainConfig:
     """Args:
-    esm: the model (its camera_head and depth_head must be on).
+    esm: the model (its camera_head and depth_head must be on). Its input_convention decides how the depth and
+        pose inputs enter ("vggt": FALCON's reference, what the reference FALCON architecture feeds it; "legacy":
+        the bundled sim_esm's); either way the camera head learns the pose in `esm.pose_frame` ("base": in the
+        robot base frame, which a single frame's first-camera-relative pose would reduce to the identity).
     dataset: vla_ros dataset folder(s) (images, depth, intrinsics, camera poses). camera: which camera.
     out: output folder. image_size: square input size.
     steps, batch_size, lr, weight_decay, seed, eval_every: optimisation.
@@ -65,11 +68,25 @@ class ESMPretrainConfig:
         check_range("p_drop_pose", self.p_drop_pose, 0.0, 1.0)
 
 
+def pretrain_inputs(batch: dict, use_depth: torch.Tensor, use_pose: torch.Tensor, esm: ESMConfig) -> dict:
+    """The aggregator's optional inputs in the model's input convention: "legacy" (the pose in `pose_frame`) or
+    "vggt" (FALCON's: the depth as given, divided by its mean valid value inside the aggregator; the pose
+    relative to the first frame, VGGT's absT_quaR_FoV, replacing the camera token)."""
+    if esm.input_convention == "legacy":
+        return esm_inputs(batch, use_depth, use_pose, esm.pose_frame)
+    T = batch["T_base_camera"].float()
+    ok = batch["pose_valid"].bool().reshape(-1, 1) & torch.isfinite(T).flatten(2).all(2)  # (B, S)
+    T = torch.where(ok[..., None, None], torch.nan_to_num(T), torch.eye(4, device=T.device))
+    return {"depth": batch["depth_m"], "depth_valid": batch["depth_valid"], "depth_on": use_depth,
+            "pose9": pose_encoding_vggt(T, batch["K"].float(), tuple(batch["rgb"].shape[-2:])),
+            "pose_on": use_pose[:, None] & ok}
+
+
 def geometry_losses(model: EmbodiedSpatialModel, batch: dict, use_depth, use_pose, cfg: ESMPretrainConfig
                     ) -> tuple[torch.Tensor, dict[str, float]]:
     rgb = batch["rgb"]
     hw = tuple(rgb.shape[-2:])
-    out = model(rgb, **esm_inputs(batch, use_depth, use_pose, cfg.esm.pose_frame))
+    out = model(rgb, **pretrain_inputs(batch, use_depth, use_pose, cfg.esm))
     valid = batch["depth_valid"]
     gt, pred, conf = batch["depth_m"], out["depth_m"], out["depth_conf"]
     n = valid.sum().clamp(min=1)

@@ -16,7 +16,7 @@ from torch import nn
 
 from vla_ros.core.config import check, check_range, from_dict, to_dict
 from vla_ros.policies.config import PolicyConfig
-from vla_ros.policies.factory import make_policy
+from vla_ros.policies.factory import make_policy, policy_class
 from vla_ros.training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -166,7 +166,8 @@ def make_data(cfg: TrainConfig, pcfg: PolicyConfig, world: int, rank: int, train
         from vla_ros.data.torch_dataset import EpisodeDataset  # the dataset format lives with the bag tools
 
         kw = {"cameras": pcfg.camera_names, "ref_quat": pcfg.rotation_ref_quat_xyzw,
-              "reference": pcfg.action_reference, "proprio_names": pcfg.proprio_names}
+              "reference": pcfg.action_reference, "proprio_names": pcfg.proprio_names,
+              "window": policy_class(pcfg.method).sample_window(pcfg)}
         train_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "train", cfg.val_fraction, cfg.seed,
                                     shift_px=cfg.augment_shift_px, **kw)
         val_data = EpisodeDataset(cfg.dataset, pcfg.horizon, pcfg.image_size, "val", cfg.val_fraction, cfg.seed, **kw)

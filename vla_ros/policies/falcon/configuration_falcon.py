@@ -10,18 +10,22 @@ from vla_ros.policies.spatial_model.esm import ESMConfig
 
 @dataclass
 class FalconReferenceArgs:
-    """The released FALCON (RoboVLMs + Kosmos-2 + ESM); `vlm.path` names a local Kosmos-2 folder. Args:
+    """The released FALCON (RoboVLMs + Kosmos-2 + ESM). Kosmos-2 comes from a local folder (`vlm.kind` "hf",
+    `vlm.path`) or, for a model trained here from scratch, from `kosmos2` (same classes, small widths). Args:
     head: "fc" (FCDecoder(_ESM), max pooling of the ESM tokens) or "lstm" (LSTMDecoder(_ESM), mean pooling, the
         ESM over the window's frames jointly). The chunk size (fwd_pred_next_n) is the policy's `horizon`.
     use_esm: False = stage 1 (plain FCDecoder/LSTMDecoder, no ESM, no injector); True = the *_ESM heads.
     window: frames per sample (history_type "post": each frame encoded by Kosmos-2 on its own); FC 1, LSTM 16.
+        W > 1: a training sample holds W consecutive frames (EpisodeDataset's window), each with its own chunk,
+        and the loss covers every frame, as RoboVLMs' over the window.
     hidden_size: the head width (1024); mlp_widths: MLPTanhHead's ([1024, 512, 256]);
     injector_widths: PCDInjector_V1's ([512, 1024]); lstm_layers: 4.
     camera_gt_pt / depth_gt_pt: fraction of the frames given the ground-truth pose / depth (the ESM's
-        `inference`: round(S * pt) frames, frame 0 first; 0 in the released configs = RGB only).
-    esm_gt: how those frames are chosen, in training and at inference: "fraction" (the reference action heads
-        call the ESM's `inference` in training too) or "random" (the ESM's own training draw, per batch: with
-        p 0.33 none, else k ~ U{0..S}: frames 0..k-1 get the pose; frame 0 + k-1 random others the depth).
+        `inference`: round(S * pt) frames, frame 0 first; 0 in the released configs = RGB only). Always so at
+        inference (among the modalities present and asked for).
+    esm_gt: how those frames are chosen in training: "fraction" (the reference action heads call the ESM's
+        `inference` in training too) or "random" (the ESM's own training draw, per batch: with p 0.33 none, else
+        k ~ U{0..S}: frames 0..k-1 get the pose; frame 0 + k-1 random others the depth).
     arm_loss: "huber" (the reference, F.huber_loss delta huber_delta=1) or "mse"; gripper_weight: BCE weight
         (arm_gripper_loss_ratio 0.01).
     action_norm: "none" (norm_action false), "clip" (CALVIN: arm dims clipped to norm_bounds and mapped to
@@ -39,6 +43,17 @@ class FalconReferenceArgs:
         invalid pixels included); default: the sensor's validity mask.
     stage: 1 (full fine-tune, no ESM) or 2 (from stage 1: ESM frozen, action-head MLPs frozen, injector and VLM
         trained); train_vision / train_text_embedding: the reference's train_setup (both true).
+    kosmos2: Kosmos-2 built here, not read from a folder (`vlm.kind` "tiny"; vlm's tiny sizes are not used):
+        transformers' Kosmos2Config arguments text_config, vision_config (both dicts) and latent_query_num,
+        e.g. small widths for training from scratch; vision_config's image_size / patch_size default to the
+        policy's image_size / vlm.patch_size. {} = `vlm.path`'s config.json.
+    tokenizer: "folder" (the Kosmos-2 folder's, XLM-R sentencepiece in the release) or "bytes" (built here, no
+        files: Kosmos-2's special tokens <s> <pad> </s> <unk> <grounding> = ids 0-4, then the 256 bytes; needs
+        text_config.vocab_size >= 261). A checkpoint of an inline Kosmos-2 thus needs no other file.
+    preprocess: the images at inference: "reference" (the released evaluation: Kosmos-2 gets the frame
+        stretched to image_size with PIL bicubic, the ESM the frame centre-padded to a square, then resized) or
+        "vla_ros" (what training on a vla_ros dataset gives both: the frame stretched with cv2 INTER_AREA, K
+        rescaled, depth nearest; for a model trained here).
     init_from: stage 2: the stage-1 checkpoint (a vla_ros checkpoint folder of this architecture with use_esm
         false) whose backbone, action token and head MLPs start the run; only the injector (and the ESM, from
         esm_checkpoint) may be missing from it, anything else missing or unexpected is named.
@@ -71,6 +86,9 @@ class FalconReferenceArgs:
     train_vision: bool = True
     train_text_embedding: bool = True
     init_from: str = ""
+    kosmos2: dict = field(default_factory=dict)
+    tokenizer: Literal["folder", "bytes"] = "folder"
+    preprocess: Literal["reference", "vla_ros"] = "reference"
 
     def __post_init__(self):
         check(self.head in ("fc", "lstm"), "head", self.head, "expected 'fc' or 'lstm'")
@@ -90,14 +108,19 @@ class FalconReferenceArgs:
               self.norm_bounds, "expected [low, high] with low < high")
         check(self.stage in (1, 2), "stage", self.stage, "expected 1 or 2")
         check(self.stage == 1 or self.use_esm, "use_esm", self.use_esm, "stage 2 trains the ESM injector")
+        check(self.tokenizer in ("folder", "bytes"), "tokenizer", self.tokenizer, "expected 'folder' or 'bytes'")
+        check(self.preprocess in ("reference", "vla_ros"), "preprocess", self.preprocess,
+              "expected 'reference' or 'vla_ros'")
+        check(not self.kosmos2 or self.tokenizer == "bytes", "tokenizer", self.tokenizer,
+              "an inline kosmos2 has no folder to read a tokenizer from: use 'bytes'")
 
 
 @dataclass
 class FalconConfig:
     """Args:
     architecture: "reference" (the released FALCON: Kosmos-2, its action heads, see FalconReferenceArgs) or
-        "compact" (the small vla_ros model of the bundled sim checkpoints: tiny VLM + adapter; pending
-        retraining as "reference").
+        "compact" (the small vla_ros model of the bundled sim checkpoints: tiny VLM + adapter; configs
+        config/train/sim_falcon*_compact.yaml; their retraining as "reference": config/train/sim_falcon*.yaml).
     esm: the Embodied Spatial Model's sizes (ESMConfig.vggt_1b(point_head=False) for the released esm-1b).
     esm_checkpoint: local file (.safetensors or .pt) with VGGT-1B or FALCON ESM weights, or an ESM folder;
         '' = from scratch (or the checkpoint provides them).

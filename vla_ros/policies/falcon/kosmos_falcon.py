@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vla_ros.core.config import ConfigError
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -62,6 +64,56 @@ def build_kosmos2(path: str | Path, load_weights: bool) -> nn.Module:
         raise Kosmos2FolderError(f"{path}: weights do not fit Kosmos-2: " +
                                  "; ".join(f"{k} {v[:8]}" for k, v in bad.items() if v))
     return model
+
+
+INLINE_KEYS = ("text_config", "vision_config", "latent_query_num")
+BYTE_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<grounding>")  # Kosmos-2's ids 0-3, then its grounding token
+
+
+def inline_kosmos2_config(spec: dict, image_size: int, patch_size: int):
+    """Kosmos2Config from transformers' own arguments (method_args.reference.kosmos2): text_config and
+    vision_config dicts and latent_query_num; the vision tower's image_size / patch_size default to the policy's
+    (given, they must equal them). An unknown key is named."""
+    from transformers import Kosmos2Config, Kosmos2TextConfig, Kosmos2VisionConfig
+
+    where = "method_args.reference.kosmos2"
+    unknown = sorted(set(spec) - set(INLINE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown {unknown}; expected {list(INLINE_KEYS)}")
+    for name, cls in (("text_config", Kosmos2TextConfig), ("vision_config", Kosmos2VisionConfig)):
+        sub = spec.get(name, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{where}.{name}: expected a mapping, got {sub!r}")
+        bad = sorted(set(sub) - set(cls().to_dict()))
+        if bad:
+            raise ConfigError(f"{where}.{name}: unknown {bad} (transformers' {cls.__name__} arguments)")
+    vision = {"image_size": image_size, "patch_size": patch_size, **spec.get("vision_config", {})}
+    for key, want in (("image_size", image_size), ("patch_size", patch_size)):
+        if vision[key] != want:
+            raise ConfigError(f"{where}.vision_config.{key}: {vision[key]}, but the policy's is {want} "
+                              f"({'image_size' if key == 'image_size' else 'vlm.patch_size'})")
+    return Kosmos2Config(text_config=dict(spec.get("text_config", {})), vision_config=vision,
+                         latent_query_num=int(spec.get("latent_query_num", 64)))
+
+
+def byte_tokenizer():
+    """A tokenizer made here, without files: Kosmos-2's <s> <pad> </s> <unk> <grounding> (ids 0-4), then one id
+    per byte (5-260, GPT-2's byte-to-character table, no merges); a prompt is framed `<s> text </s>` as XLM-R's
+    tokenizer frames it. For a Kosmos-2 trained from scratch (an inline config)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(BYTE_SPECIALS)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", additional_special_tokens=["<grounding>"])
+    fast.padding_side = "right"
+    return fast
 
 
 def load_tokenizer(path: str | Path):

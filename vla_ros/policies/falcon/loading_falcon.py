@@ -12,11 +12,13 @@ Kosmos-2 folder: config.json + tokenizer; default: the .ckpt's vlm path if it ex
 "bfloat16"; default: the .ckpt's trainer precision), and where the .ckpt carries no hyper-parameters (or to
 override): head ("fc" | "lstm"), chunk, window, use_esm; the action mapping: action_norm, norm_bounds,
 statistics (a dataset_statistics JSON, e.g. FALCON's configs/data/oxe_dataset_stats/dataset_statistics_bridge.json)
-with unnorm_key, rotation, camera, dt_s, action_reference, name, camera_gt_pt, depth_gt_pt; card (a checkpoint card
-YAML under cards/ whose `load_options` are the defaults); trust_pickle (allow a full pickle load of the .ckpt).
+with unnorm_key, rotation, camera, dt_s, action_reference, name, camera_gt_pt, depth_gt_pt; card (a shipped
+card's name, see cards/, or a card YAML: its name, action_reference, dt_s and `run` are the defaults; the schema:
+vla_ros/policies/cards.py); trust_pickle (allow a full pickle load of the .ckpt).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 from pathlib import Path
@@ -25,7 +27,6 @@ import torch
 
 from vla_ros.core.config import ConfigError, from_dict
 
-CARDS = Path(__file__).parent / "cards"
 HEAD_TYPES = {"FCDecoder_ESM": ("fc", True), "FCDecoder": ("fc", False), "LSTMDecoder_ESM": ("lstm", True),
               "LSTMDecoder": ("lstm", False)}
 KNOWN_OPTIONS = {"esm", "kosmos2", "dtype", "head", "chunk", "window", "use_esm", "action_norm", "norm_bounds",
@@ -131,19 +132,28 @@ def _dtype(opts: dict, hp: dict) -> torch.dtype:
     return table[name]
 
 
+def _card(name_or_path: str):
+    from vla_ros.policies.cards import CardError, load_card
+
+    try:
+        return load_card("falcon", str(name_or_path))
+    except CardError as exc:
+        raise ConfigError(f"load_options.card: {exc}") from None
+
+
 def _options(opts: dict) -> dict:
+    """The load options over the card's defaults (its name, action_reference, dt_s and `run`)."""
     unknown = sorted(set(opts) - KNOWN_OPTIONS)
     if unknown:
         raise ConfigError(f"load_options: unknown {unknown}; known: {sorted(KNOWN_OPTIONS)}")
     if "card" in opts:
-        card = Path(opts["card"])
-        card = card if card.is_file() else CARDS / f"{opts['card']}.yaml"
-        if not card.is_file():
-            raise ConfigError(f"load_options.card: {opts['card']!r} is neither a file nor one of "
-                              f"{sorted(p.stem for p in CARDS.glob('*.yaml'))}")
-        import yaml
-
-        opts = {**(yaml.safe_load(card.read_text()) or {}).get("load_options", {}), **opts}
+        card = _card(opts["card"])
+        bad = sorted(set(card.data["run"]) - KNOWN_OPTIONS)
+        if bad:
+            raise ConfigError(f"{card.path}: run: unknown load options {bad}; known: {sorted(KNOWN_OPTIONS)}")
+        defaults = {"name": card.name, "action_reference": card.data["action_reference"],
+                    "dt_s": card.data["dt_s"], **card.data["run"]}
+        opts = {**defaults, **opts}
     return opts
 
 
@@ -237,8 +247,60 @@ def split_state(state: dict) -> tuple[dict, dict, list[str]]:
     return model, esm, other
 
 
-def load_state_strict(module: torch.nn.Module, state: dict, what: str) -> None:
-    """Load with zero missing and zero unexpected keys and equal shapes, or raise naming them."""
+@contextlib.contextmanager
+def parameters_on_meta():
+    """Modules built inside get their parameters on the meta device (shapes only: nothing allocated, no
+    initialisation computed); buffers stay real (they are small, and the non-persistent ones are in no
+    checkpoint). The released weights are then assigned, each converted to the target dtype on its own."""
+    register = torch.nn.Module.register_parameter
+
+    def on_meta(module, name, param):
+        register(module, name, param)
+        if param is not None and not param.is_meta:
+            module._parameters[name] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    torch.nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = register
+
+
+def assign_state(module: torch.nn.Module, state: dict, dtype: torch.dtype) -> None:
+    """`state`'s tensors become the module's (load_state_dict assign), floating-point ones converted to `dtype`
+    one at a time (a tensor stored once for tied keys is converted once); parameters that were one tensor before
+    (tied, e.g. Kosmos-2's lm_head and embed_tokens) are one again after."""
+    ties: dict[int, list[str]] = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        ties.setdefault(id(p), []).append(name)
+    done: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for k, v in state.items():
+        if not v.is_floating_point() or v.dtype == dtype:
+            out[k] = v
+            continue
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()))
+        out[k] = done[key] if key in done else done.setdefault(key, v.to(dtype))
+    module.load_state_dict(out, strict=False, assign=True)
+    for names in ties.values():
+        first = module.get_parameter(names[0])
+        for name in names[1:]:
+            owner, _, leaf = name.rpartition(".")
+            setattr(module.get_submodule(owner), leaf, first)
+
+
+def load_state_strict(module: torch.nn.Module, state: dict, what: str, dtype: torch.dtype | None = None) -> None:
+    """Load with zero missing and zero unexpected keys and equal shapes, or raise naming them. With `dtype`, the
+    tensors are assigned at that dtype (a module built by `parameters_on_meta`), else copied in."""
+    check_state(module, state, what)
+    if dtype is None:
+        module.load_state_dict(state, strict=True)
+    else:
+        assign_state(module, state, dtype)
+
+
+def check_state(module: torch.nn.Module, state: dict, what: str) -> None:
+    """Zero missing and zero unexpected keys and equal shapes, or a ReleasedCheckpointError naming them."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -247,24 +309,50 @@ def load_state_strict(module: torch.nn.Module, state: dict, what: str) -> None:
     if missing or unexpected or shapes:
         raise ReleasedCheckpointError(f"{what}: {len(missing)} missing {missing[:10]}, {len(unexpected)} unexpected "
                                       f"{unexpected[:10]}, {len(shapes)} shape mismatches {shapes[:5]}")
-    module.load_state_dict(state, strict=True)
 
 
-def read_esm_state(path: str | Path) -> dict:
-    """The ESM's safetensors: a file, or a folder with model.safetensors or shards (*.safetensors)."""
-    from safetensors.torch import load_file
+ESM_FOLDER_FIELDS = ("embed_dim", "heads", "depth", "patch_size", "dino_depth", "num_register_tokens",
+                     "input_convention")
+
+
+def check_esm_folder(path: str | Path, esm_cfg) -> None:
+    """A vla_ros ESM folder (config.yaml beside the weights, written by `vla-ros pretrain-esm`) must have been
+    trained with this model's sizes and input convention; under another convention its tokens mean something
+    else (e.g. the bundled sim_esm, "legacy", fed FALCON's reference inputs). Other folders are not checked."""
+    p = Path(path)
+    if not (p.is_dir() and (p / "config.yaml").is_file()):
+        return
+    from vla_ros.policies.spatial_model.esm import read_esm_config
+
+    saved = read_esm_config(p)
+    for f in ESM_FOLDER_FIELDS:
+        if getattr(saved, f) != getattr(esm_cfg, f):
+            raise ConfigError(f"method_args.esm_checkpoint {p}: esm.{f} is {getattr(saved, f)!r} there, "
+                              f"{getattr(esm_cfg, f)!r} in this config"
+                              + ("; pretrain an ESM in this convention (vla-ros pretrain-esm)"
+                                 if f == "input_convention" else ""))
+
+
+def read_esm_state(path: str | Path, dtype: torch.dtype | None = None) -> dict:
+    """The ESM's safetensors: a file, or a folder with model.safetensors or shards (*.safetensors); with `dtype`,
+    each floating-point tensor converted as it is read (never the whole ESM at full precision)."""
+    from safetensors import safe_open
 
     p = Path(path)
-    if p.is_file():
+    if p.is_file() and p.suffix != ".safetensors":
         from vla_ros.policies.spatial_model.esm import read_weights_file
 
-        return read_weights_file(str(p), "load_options.esm")  # .safetensors or a weights-only .pt
-    files = sorted(p.glob("*.safetensors")) if p.is_dir() else []
+        state = read_weights_file(str(p), "load_options.esm")  # a weights-only .pt
+        return {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in state.items()}
+    files = [p] if p.is_file() else sorted(p.glob("*.safetensors")) if p.is_dir() else []
     if not files:
         raise ReleasedCheckpointError(f"load_options.esm: {p}: no .safetensors file (the esm-1b folder)")
     state: dict = {}
     for f in files:
-        state.update(load_file(str(f)))
+        with safe_open(str(f), framework="pt", device="cpu") as fh:
+            for k in fh.keys():
+                v = fh.get_tensor(k)
+                state[k] = v.to(dtype) if dtype is not None and v.is_floating_point() else v
     return state
 
 
@@ -285,12 +373,15 @@ def load_released(path: Path, device: str, options: dict):
     if has_injector and "esm" not in opts and not esm_state:
         raise ReleasedCheckpointError(f"{ckpt_path}: holds no ESM (model.act_head.vggt_net.*); pass "
                                       "load_options.esm (run: --esm) = the esm-1b folder")
-    esm_file_state = read_esm_state(opts["esm"]) if "esm" in opts else {}
+    dtype = _dtype(opts, hp)
+    esm_file_state = read_esm_state(opts["esm"], dtype) if "esm" in opts else {}
     cfg = build_config(hp, opts, head_widths(model_state), esm_config_from_state(esm_state or esm_file_state))
-    policy = make_policy(cfg, None, external_weights=False)
+    with parameters_on_meta():  # built empty; every weight is assigned below at `dtype`
+        policy = make_policy(cfg, None, external_weights=False)
     model = policy.model
     load_state_strict(torch.nn.ModuleDict({"backbone": model.backbone}),
-                      {k: v for k, v in model_state.items() if k.startswith("backbone.")}, f"{ckpt_path} backbone")
+                      {k: v for k, v in model_state.items() if k.startswith("backbone.")}, f"{ckpt_path} backbone",
+                      dtype)
     rest = {k: v for k, v in model_state.items() if not k.startswith("backbone.")}
     head_own = {k: v for k, v in model.state_dict().items()
                 if not k.startswith("backbone.") and not k.startswith("act_head.vggt_net.")}
@@ -300,27 +391,27 @@ def load_released(path: Path, device: str, options: dict):
     if missing or unexpected or shapes:
         raise ReleasedCheckpointError(f"{ckpt_path}: action token / head: {len(missing)} missing {missing[:10]}, "
                                       f"{len(unexpected)} unexpected {unexpected[:10]}, shape mismatches {shapes[:5]}")
-    with torch.no_grad():
-        model.action_token.copy_(rest.pop("action_token"))
-    load_head = {k[len("act_head."):]: v for k, v in rest.items()}
+    assign_state(model, rest, dtype)  # action_token and act_head.* (but the ESM), all checked above
     head = model.act_head
-    head_keys = {k for k in head.state_dict() if not k.startswith("vggt_net.")}
-    head.load_state_dict(load_head, strict=False)
-    assert head_keys == set(load_head), "head keys checked above"
     if head.uses_esm:
         if "esm" in opts:
-            load_state_strict(head.vggt_net, esm_file_state, f"ESM {opts['esm']}")
-        elif not esm_state:
+            check_state(head.vggt_net, esm_file_state, f"ESM {opts['esm']}")
+        if esm_state:  # the .ckpt's ESM wins over the folder's, as the reference loads the .ckpt last
+            load_state_strict(head.vggt_net, esm_state, f"{ckpt_path} model.act_head.vggt_net", dtype)
+        elif "esm" in opts:
+            load_state_strict(head.vggt_net, esm_file_state, f"ESM {opts['esm']}", dtype)
+        else:
             raise ReleasedCheckpointError(f"{ckpt_path}: holds no ESM (model.act_head.vggt_net.*); pass "
                                           "load_options.esm (run: --esm) = the esm-1b folder")
-        if esm_state:
-            load_state_strict(head.vggt_net, esm_state, f"{ckpt_path} model.act_head.vggt_net")
     elif "esm" in opts:
         raise ReleasedCheckpointError(f"load_options.esm: {ckpt_path} has a plain head (stage 1), no ESM to load")
     if cfg.horizon * 6 != model.act_head.actions.mlp[-2].out_features:
         raise ReleasedCheckpointError(f"chunk {cfg.horizon}: the checkpoint's head predicts "
                                       f"{model.act_head.actions.mlp[-2].out_features // 6} steps")
-    policy.to(device=device, dtype=_dtype(opts, hp))
+    empty = [n for n, p in model.named_parameters() if p.is_meta]
+    if empty:
+        raise ReleasedCheckpointError(f"{ckpt_path}: no weights for {empty[:10]}")
+    policy.to(device=device, dtype=dtype)  # the buffers; the weights are at `dtype` already
     policy.eval()
     return policy
 
@@ -328,7 +419,6 @@ def load_released(path: Path, device: str, options: dict):
 def inspect_released(path: Path, card: str = "", options: dict | None = None):
     """Key coverage of a released .ckpt (and the ESM folder of `options["esm"]`) against the reference
     architecture built on the meta device with the widths the tensors show (`vla-ros checkpoint inspect`)."""
-    from vla_ros.policies.cards import Card
     from vla_ros.policies.factory import make_policy
     from vla_ros.policies.inspect_checkpoint import CheckpointReport, compare
 
@@ -354,11 +444,6 @@ def inspect_released(path: Path, card: str = "", options: dict | None = None):
             expected[f"esm/{k[len('act_head.vggt_net.'):]}"] = tuple(v.shape)
     missing, unexpected, shapes = compare(found, expected)
     n = sum(int(torch.Size(s).numel()) for s in found.values())
-    shown = None
-    if "card" in opts:
-        c = Path(opts["card"]) if Path(opts["card"]).is_file() else CARDS / f"{opts['card']}.yaml"
-        import yaml
-
-        shown = Card(c.stem, c, yaml.safe_load(c.read_text()))
+    shown = _card(opts["card"]) if "card" in opts else None
     return CheckpointReport(str(ckpt_path), "falcon", "released", n, len(found), len(expected), missing, unexpected,
                             shapes, sorted(_statistics(opts)) if "statistics" in opts else [], shown)

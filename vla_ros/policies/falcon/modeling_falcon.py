@@ -60,6 +60,12 @@ class FalconPolicy(BaselinePolicy):
             return FalconReferencePolicy(config, norm_stats, external_weights)
         return super().__new__(cls)
 
+    @classmethod
+    def sample_window(cls, config: PolicyConfig) -> int:
+        """The reference architecture trains on windows of `reference.window` frames (when > 1)."""
+        args = from_dict(FalconConfig, config.method_args, "method_args")
+        return args.reference.window if args.architecture == "reference" and args.reference.window > 1 else 0
+
     def __init__(self, config: PolicyConfig, norm_stats: NormStats | None = None, external_weights: bool = True):
         super().__init__(config, norm_stats, external_weights)
         self.args = from_dict(FalconConfig, config.method_args, "method_args")

@@ -20,10 +20,12 @@ from vla_ros.policies.falcon.heads_falcon import FalconActionHead
 from vla_ros.policies.falcon.kosmos_falcon import (
     action_token_states,
     build_kosmos2,
+    byte_tokenizer,
     clip_normalize,
+    inline_kosmos2_config,
     load_tokenizer,
 )
-from vla_ros.policies.falcon.processing_falcon import reference_esm_inputs
+from vla_ros.policies.falcon.processing_falcon import reference_esm_inputs, reference_frames
 from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, ESMConfig
 
 
@@ -51,16 +53,11 @@ class FalconReferencePolicy(Policy):
         super().__init__(config, norm_stats, external_weights)
         self.args = args_all = _falcon_args(config)
         self.ref = args = args_all.reference
-        if config.vlm.kind != "hf" or not config.vlm.path:
-            raise ConfigError("vlm: FALCON's reference architecture needs kind 'hf' and path = a local Kosmos-2 "
-                              f"folder (got kind {config.vlm.kind!r}, path {config.vlm.path!r}); "
-                              "method_args.architecture 'compact' builds the small vla_ros model")
         if len(config.camera_names) != 1:
             raise ConfigError(f"camera_names: the reference FALCON reads one static camera, got {config.camera_names}")
         if args.action_norm == "stats" and norm_stats is None:
             raise ConfigError("method_args.reference.action_norm: 'stats' needs the checkpoint's norm_stats")
-        self.tokenizer = load_tokenizer(config.vlm.path)
-        backbone = build_kosmos2(config.vlm.path, load_weights=external_weights)
+        backbone, self.tokenizer = _backbone_and_tokenizer(config, args, external_weights)
         self.model = FalconReferenceModel(backbone, args, args_all.esm, config.horizon)
         self.rng = np.random.default_rng()
         # what the ESM can be given (and a chunk reports): depth / pose only where a fraction of frames gets them
@@ -69,8 +66,9 @@ class FalconReferencePolicy(Policy):
                                                                              args.esm_gt == "random") else ())
         self._frames: list[torch.Tensor] = []  # the LSTM's ESM frame buffer
         if args.use_esm and args_all.esm_checkpoint and external_weights:  # the esm-1b folder or a file
-            from vla_ros.policies.falcon.loading_falcon import load_state_strict, read_esm_state
+            from vla_ros.policies.falcon.loading_falcon import check_esm_folder, load_state_strict, read_esm_state
 
+            check_esm_folder(args_all.esm_checkpoint, args_all.esm)
             load_state_strict(self.model.act_head.vggt_net, read_esm_state(args_all.esm_checkpoint),
                               f"method_args.esm_checkpoint {args_all.esm_checkpoint}")
         if args.init_from and external_weights:
@@ -145,8 +143,8 @@ class FalconReferencePolicy(Policy):
         esm_batch = {**batch, **{k[:-4]: v for k, v in batch.items() if k.endswith("_esm")}}
         if self.ref.depth_mask_all_ones and "depth_valid" in esm_batch:
             esm_batch["depth_valid"] = torch.ones_like(esm_batch["depth_valid"])
-        kw = reference_esm_inputs(esm_batch, modalities, self.ref.esm_gt, self.ref.camera_gt_pt,
-                                  self.ref.depth_gt_pt, self.rng)
+        esm_gt = self.ref.esm_gt if self.training else "fraction"  # inference: the ESM's `inference`
+        kw = reference_esm_inputs(esm_batch, modalities, esm_gt, self.ref.camera_gt_pt, self.ref.depth_gt_pt, self.rng)
         with torch.no_grad():
             layers, start = head.vggt_net.aggregator(esm_batch["rgb"].to(head.vggt_net.aggregator.camera_token.dtype),
                                                       **kw)
@@ -161,7 +159,7 @@ class FalconReferencePolicy(Policy):
         return head(t_act, spatial.to(t_act.dtype) if spatial is not None else None, rollout=rollout)
 
     def encode(self, batch: dict, modalities: tuple[str, ...], training: bool = False) -> dict:
-        return {"action_hidden": self.action_states(batch)[:, -1]}
+        return {"action_hidden": self.action_states(reference_frames(batch))[:, -1]}
 
     # --- actions ----------------------------------------------------------------------------------------------
     def _bounds(self, arm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -193,6 +191,7 @@ class FalconReferencePolicy(Policy):
 
     def predict_actions(self, batch: dict, modalities: tuple[str, ...]) -> torch.Tensor:
         """(B, T, 1, 7) raw actions: arm un-normalised, gripper 1.0 (open) where sigmoid(logit) > 0.5, else 0.0."""
+        batch = reference_frames(batch)
         rollout = self.ref.head == "lstm" and batch["rgb"].shape[1] == 1 and not self.training
         if rollout and self.model.act_head.uses_esm:  # the ESM sees a rolling buffer of up to `window` frames,
             self._frames = (self._frames + [batch.get("rgb_esm", batch["rgb"])])[-self.ref.window:]
@@ -215,8 +214,11 @@ class FalconReferencePolicy(Policy):
 
         from vla_ros.policies.falcon.processing_falcon import pad_square
 
-        obs = dataclasses.replace(obs, proprio=np.zeros(self.config.proprio_dim, np.float32), proprio_names=[])
+        obs = dataclasses.replace(obs, proprio=np.zeros(self.config.proprio_dim, np.float32),
+                                  proprio_names=list(self.config.proprio_names))
         batch = super().observation_to_batch(obs)  # FALCON reads no proprio
+        if self.ref.preprocess == "vla_ros":  # as the training samples of a vla_ros dataset, for both models
+            return batch
         cam = {c.name: c for c in obs.cameras}[self.config.camera_names[0]]
         s, dev = self.config.image_size, batch["rgb"].device
         rgb = np.ascontiguousarray(cam.rgb, np.uint8)
@@ -249,19 +251,20 @@ class FalconReferencePolicy(Policy):
         return actions[:n]
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Huber (delta 1) on the 6 arm values over the unpadded steps + gripper_weight * BCE-with-logits."""
+        """Huber (delta 1) on the 6 arm values over the unpadded steps + gripper_weight * BCE-with-logits, over
+        every frame of the sample (a window: each frame's chunk, as RoboVLMs' loss over the window)."""
         from vla_ros.policies.base import choose_modalities
 
         used = choose_modalities(self.config.modalities, None, True, True)
-        arm, logit = self.forward_head({**batch, "rgb": batch["rgb"][:, :1]}, used)
-        arm, logit = arm[:, -1], logit[:, -1]  # (B, T, 6), (B, T)
-        action = batch["action"][:, :, 0]  # (B, T, 7), one arm
+        frames = reference_frames(batch)
+        arm, logit = self.forward_head(frames, used)  # (B, L, T, 6), (B, L, T)
+        action = frames["action"][..., 0, :]  # (B, L, T, 7), one arm
         if self.ref.action_norm == "stats":
-            target, grip = self.actions.normalize(batch["action"])
-            target, grip = target[:, :, 0], grip[:, :, 0]
+            target, grip = self.actions.normalize(frames["action"].flatten(0, 1))
+            target, grip = target[:, :, 0].unflatten(0, arm.shape[:2]), grip[:, :, 0].unflatten(0, arm.shape[:2])
         else:
             target, grip = self._normalize_arm(action[..., :6]), action[..., 6]
-        keep = ~batch["action_pad"] if "action_pad" in batch else torch.ones_like(grip, dtype=torch.bool)
+        keep = ~frames["action_pad"] if "action_pad" in frames else torch.ones_like(grip, dtype=torch.bool)
         if self.ref.arm_loss == "huber":
             arm_l = F.huber_loss(arm, target.to(arm.dtype), reduction="none", delta=self.ref.huber_delta)
         else:
@@ -305,6 +308,35 @@ def _rotvec_to_euler(rv: torch.Tensor) -> torch.Tensor:
     flat = rv.detach().double().cpu().reshape(-1, 3).numpy()
     e = Rotation.from_rotvec(flat).as_euler("xyz")
     return torch.from_numpy(e).to(rv.device, rv.dtype).reshape(rv.shape)
+
+
+def _backbone_and_tokenizer(config: PolicyConfig, args: FalconReferenceArgs, external_weights: bool):
+    """Kosmos2ForConditionalGeneration and its tokenizer: from the local folder `vlm.path` (kind "hf"; its weights
+    when `external_weights`), or built here from `reference.kosmos2` (kind "tiny"; randomly initialised)."""
+    from transformers import Kosmos2ForConditionalGeneration
+
+    vlm = config.vlm
+    if args.kosmos2:
+        if vlm.kind != "tiny":
+            raise ConfigError(f"vlm.kind: {vlm.kind!r} with method_args.reference.kosmos2 set; an inline Kosmos-2 "
+                              "is built here (kind 'tiny'), a released one read from vlm.path (kind 'hf', no kosmos2)")
+        backbone = Kosmos2ForConditionalGeneration(inline_kosmos2_config(args.kosmos2, config.image_size,
+                                                                         vlm.patch_size))
+    elif vlm.kind == "hf" and vlm.path:
+        backbone = build_kosmos2(vlm.path, load_weights=external_weights)
+    else:
+        raise ConfigError("vlm: FALCON's reference architecture needs kind 'hf' and path = a local Kosmos-2 folder, "
+                          f"or method_args.reference.kosmos2 (an inline Kosmos2Config; got kind {vlm.kind!r}, path "
+                          f"{vlm.path!r}); method_args.architecture 'compact' builds the small vla_ros model")
+    if args.tokenizer == "folder" and not vlm.path:
+        raise ConfigError("method_args.reference.tokenizer: 'folder' needs vlm.path (a Kosmos-2 folder); 'bytes' "
+                          "builds one here")
+    tokenizer = byte_tokenizer() if args.tokenizer == "bytes" else load_tokenizer(vlm.path)
+    vocab = backbone.config.text_config.vocab_size
+    if len(tokenizer) > vocab:
+        raise ConfigError(f"method_args.reference.tokenizer: {args.tokenizer!r} has {len(tokenizer)} ids, Kosmos-2's "
+                          f"text_config.vocab_size is {vocab}")
+    return backbone, tokenizer
 
 
 def _falcon_args(config: PolicyConfig) -> FalconConfig:

@@ -100,8 +100,30 @@ def reference_esm_inputs(batch: dict, modalities: tuple[str, ...], esm_gt: str, 
         pose9[:, :k] = pose_encoding_vggt(batch["T_base_camera"][:, :k].float(), batch["K"][:, :k].float(),
                                           tuple(rgb.shape[-2:]))
         on = torch.zeros(B, S, dtype=torch.bool, device=dev)
-        on[:, :k] = batch["pose_valid"].bool().reshape(B, 1).to(dev)
+        on[:, :k] = batch["pose_valid"].bool().reshape(B, -1).expand(B, S)[:, :k].to(dev)  # (B,) or (B, S)
         out.update(pose9=pose9, pose_on=on)
+    return out
+
+
+CAMERA_KEYS = ("rgb", "depth_m", "depth_valid", "K", "T_base_camera")  # (B, cameras, ...) in a contract batch
+FRAME_KEYS = ("pose_valid", "proprio", "action", "action_pad", "subgoal_m")  # per sample, or per frame of a window
+
+
+def reference_frames(batch: dict, camera: int = 0) -> dict:
+    """A contract batch -> the reference's frames of one camera, (B, L, ...). A plain batch (rgb (B, C, 3, H, W),
+    cameras on axis 1) gives L = 1; a window (rgb (B, L, C, 3, H, W), EpisodeDataset(window=L)) gives its L
+    consecutive frames. Every per-camera key (image, depth, mask, K, pose) is cut to the same camera, so they
+    stay consistent; per-sample keys get the frame axis. The reference reads the static camera only (CALVIN's
+    static view, SimplerEnv's third-person view; use_hand_rgb and esm_use_hand_rgb false in the release)."""
+    windowed = batch["rgb"].dim() == 6
+    out = dict(batch)
+    for k in CAMERA_KEYS:
+        if k in batch:
+            out[k] = batch[k][:, :, camera] if windowed else batch[k][:, camera:camera + 1]
+    if not windowed:
+        for k in FRAME_KEYS:
+            if k in batch:
+                out[k] = batch[k][:, None]
     return out
 
 

@@ -34,8 +34,8 @@ class ESMConfig:
         as in FALCON and Spatial Forcing, needs none; SpatialVLA's depth estimator needs the depth head).
     head_trunk_depth, head_heads: the camera head's trunk. dpt_features, dpt_out_channels: DPT widths.
     dpt_layers: the 4 aggregator layers the DPT heads read ([] = spread evenly over `depth`).
-    pose_frame: legacy convention only: what the pose input (and the camera head's target) is relative to:
-        "first_camera" or "base" (the robot base frame from tf).
+    pose_frame: what the camera head's pretraining target (and, legacy convention only, the pose input) is
+        relative to: "first_camera" or "base" (the robot base frame from tf).
     input_convention: how depth and pose enter the aggregator. "vggt" (the reference, FALCON's
         ReplaceAggregator_Depth): depth / mean valid depth of the element's used frames, times the mask; the pose
         (`pose_encoding_vggt`: VGGT absT_quaR_FoV of the extrinsics relative to the first camera, translations
