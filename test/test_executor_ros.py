@@ -201,3 +201,46 @@ def test_rogue_publisher_neither_drives_nor_locks_out_the_policy(rig):
 def test_future_stamped_chunks_from_the_policy_are_refused(rig):
     rig.spin_ticks("refused_chunk: chunk stamped N s in the future > max N s", 3, feed=lambda: rig.send(ahead_s=10.0))
     assert not rig.targets
+
+
+def test_config_is_mirrored_as_read_only_parameters(ros_context, robot_interfaces):
+    """`ros2 param get /vla_executor executor.safety.max_speed_m_s` over the parameter services: the YAML's
+    executor, safety and adapter values with units and ranges in their descriptors; a set is refused."""
+    from rcl_interfaces.msg import ParameterType
+    from rclpy.parameter_client import AsyncParameterClient
+
+    r = Rig(ros_context, actuate=False)
+    names = ["executor.safety.max_speed_m_s", "executor.rate_hz", "executor.blend_steps", "executor.mode",
+             "executor.arm_names", "executor.safety.workspace_min_m", "adapter.robot",
+             "adapter.settings.grasp_force_n"]
+    try:
+        client = AsyncParameterClient(r.io, "/vla_executor")
+        assert client.wait_for_services(timeout_sec=10.0)
+
+        def result(future):
+            end = time.monotonic() + 10.0
+            while not future.done() and time.monotonic() < end:
+                r.ex.spin_once(timeout_sec=0.01)
+            return future.result()
+
+        values = result(client.get_parameters(names)).values
+        described = {d.name: d for d in result(client.describe_parameters(names)).descriptors}
+        refused = result(client.set_parameters([Parameter("executor.safety.max_speed_m_s", value=9.0)])).results
+        after = result(client.get_parameters(["executor.safety.max_speed_m_s"])).values[0].double_value
+    finally:
+        r.close()
+    s = r.cfg.executor.safety
+    assert values[0].type == ParameterType.PARAMETER_DOUBLE and values[0].double_value == s.max_speed_m_s
+    assert values[1].double_value == r.cfg.executor.rate_hz and values[2].integer_value == r.cfg.executor.blend_steps
+    assert values[3].string_value == r.cfg.executor.mode and list(values[4].string_array_value) == ["arm"]
+    assert list(values[5].double_array_value) == s.workspace_min_m
+    assert values[6].string_value == "franka" and values[7].double_value == r.cfg.adapter.settings.grasp_force_n
+    speed = described["executor.safety.max_speed_m_s"]
+    assert speed.read_only and "m/s" in speed.description and "range [1e-06, 100.0]" in speed.description
+    assert speed.floating_point_range[0].to_value == 100.0
+    assert described["executor.rate_hz"].description.startswith("Hz; range [0.5, 2000.0]")
+    assert "one of ['ensemble', 'splice']" in described["executor.mode"].description
+    assert "N; range" in described["adapter.settings.grasp_force_n"].description
+    assert all(d.read_only for d in described.values()) and set(described) == set(names)
+    assert not refused[0].successful and "read-only" in refused[0].reason
+    assert after == s.max_speed_m_s

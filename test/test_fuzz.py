@@ -217,7 +217,7 @@ def test_yaml_wrong_type_is_named(path, bad):
                                         (("executor", "safety", "max_step_m"), -1.0),
                                         (("executor", "safety", "chunk_timeout_s"), 0.0),
                                         (("observation", "slop_s"), 5.0), (("policy", "rate_hz"), 0.0),
-                                        (("adapter", "close_below"), 0.9)])
+                                        (("adapter", "settings", "close_below"), 0.9)])
 def test_yaml_out_of_range_is_named(path, value):
     d = copy.deepcopy(BASE)
     _set(d, path, value)

@@ -80,7 +80,8 @@ def test_commands_decode_to_the_written_targets(tmp_path, robot, storage):
 def test_piper_commands_in_driver_units(tmp_path):
     """A driver in mm and degrees: the PosCmd fields are in those units; decoding gives metres and radians."""
     base = load_runtime_config("agilex")
-    cfg = replace(base, adapter=replace(base.adapter, position_scale=1000.0, angle_unit="deg"))
+    cfg = replace(base, adapter=replace(base.adapter, settings=replace(base.adapter.settings, position_scale=1000.0,
+                                                                       angle_unit="deg")))
     bag = write_robot_bag(tmp_path / "rec", cfg, seconds=SECONDS, camera_hz=HZ)
     with Bag(bag) as b:
         left = [m for _, _, m in b.messages(["/pos_cmd_left"])]
@@ -220,9 +221,9 @@ def test_commands_of_another_widowx_group_are_named(tmp_path):
     from vla_ros.eval.offline import EvalError, evaluate
 
     cfg = load_runtime_config("widowx")
-    other = replace(cfg, adapter=replace(cfg.adapter, widowx_group="all"))
+    other = replace(cfg, adapter=replace(cfg.adapter, settings=replace(cfg.adapter.settings, group="all")))
     bag = write_robot_bag(tmp_path / "rec", other, seconds=0.5)
-    with pytest.raises(EvalError, match=r"joint_group: group 'all' .* widowx_group 'arm'"):
+    with pytest.raises(EvalError, match=r"joint_group: group 'all' .* adapter.settings.group 'arm'"):
         evaluate(bag, cfg, "oracle", ["rgbd"], progress=False, policy=SweepOracle(cfg))
     with pytest.raises(DatasetError, match=r"no recorded target for arm\(s\) \['arm'\].*group 'all'"):
         episode_from_bag(bag, cfg)

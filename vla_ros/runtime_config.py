@@ -75,6 +75,8 @@ class RuntimeConfig:
     def __post_init__(self):
         check(self.executor.base_frame == self.observation.base_frame, "executor.base_frame",
               self.executor.base_frame, f"must equal observation.base_frame {self.observation.base_frame!r}")
+        check(self.executor.chunk_topic == self.policy.chunk_topic, "executor.chunk_topic", self.executor.chunk_topic,
+              f"must equal policy.chunk_topic {self.policy.chunk_topic!r} (the executor would receive no chunk)")
         check(len(self.adapter.command_topics) == len(self.executor.arm_names), "adapter.command_topics",
               self.adapter.command_topics, f"need one per arm {self.executor.arm_names}")
 

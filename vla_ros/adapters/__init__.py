@@ -1,1 +1,2 @@
-"""Robot adapters: pure mappings from executor targets to each driver's command fields (no rclpy)."""
+"""Robot adapters, one class per robot (no rclpy): each maps executor targets to its driver's messages and reads
+recorded ones back (`base.RobotAdapter`); `registry` finds them by the YAML's `adapter.robot`."""

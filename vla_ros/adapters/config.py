@@ -1,46 +1,56 @@
-"""Adapter configuration (one section of a robot YAML)."""
+"""Adapter configuration (the `adapter` section of a robot YAML): what every robot has, plus `settings`, the
+robot's own typed section (its adapter's `Settings` dataclass)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from vla_ros.core.config import check, check_range
+from vla_ros.core.config import bounded, check, check_bounds, from_dict
 
 
 @dataclass
 class AdapterConfig:
     """Args:
-    robot: franka | widowx | piper.
+    robot: the adapter's name (`vla_ros/adapters/<module>.py` registers it): franka | widowx | piper.
     command_topics: command topic per arm (Franka: PoseStamped target; WidowX: JointGroupCommand;
         Piper: PosCmd), in arm order.
     gripper_topics: WidowX single gripper command topic / Franka gripper action namespace, per arm.
-    close_below / open_above: gripper hysteresis thresholds on the [0, 1] command (1 = open).
-    gripper_open_width_m: width commanded when open (Franka Move, Piper PosCmd gripper).
-    grasp_force_n, gripper_speed_m_s, grasp_epsilon_m: Franka Grasp goal fields.
-    position_scale / angle_unit: Piper driver units (1.0 and "rad" for piper_ros; some drivers use mm / deg).
-    widowx_group: JointGroupCommand group name. widowx_gripper_open / widowx_gripper_closed: gripper command values.
+    settings: the robot's own section, e.g. `{group: arm}` for the WidowX (see its adapter's Settings).
     """
 
     robot: str = "franka"
     command_topics: list[str] = field(default_factory=lambda: ["/target_pose"])
     gripper_topics: list[str] = field(default_factory=lambda: ["/franka_gripper"])
-    close_below: float = 0.3
-    open_above: float = 0.7
-    gripper_open_width_m: float = 0.08
-    grasp_force_n: float = 20.0
-    gripper_speed_m_s: float = 0.1
-    grasp_epsilon_m: float = 0.08
-    position_scale: float = 1.0
-    angle_unit: str = "rad"
-    widowx_group: str = "arm"
-    widowx_gripper_open: float = 1.0
-    widowx_gripper_closed: float = -1.0
+    settings: Any = None
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {  # the flat keys of the layout before `settings`
+        **{k: f"settings.{k}" for k in ("close_below", "open_above", "gripper_open_width_m", "grasp_force_n",
+                                        "gripper_speed_m_s", "grasp_epsilon_m", "position_scale", "angle_unit")},
+        **{f"widowx_{k}": f"settings.{k}" for k in ("group", "gripper_open", "gripper_closed")}}
 
     def __post_init__(self):
-        check(self.robot in ("franka", "widowx", "piper"), "robot", self.robot, "expected franka, widowx or piper")
-        check(0.0 <= self.close_below < self.open_above <= 1.0, "close_below", self.close_below,
+        from vla_ros.adapters.registry import adapter_class
+
+        cls = adapter_class(self.robot).Settings
+        if not isinstance(self.settings, cls):
+            check(self.settings is None or isinstance(self.settings, dict), "settings", self.settings,
+                  f"expected a mapping of {cls.__name__} for robot {self.robot!r}")
+            self.settings = from_dict(cls, self.settings or {}, "settings")
+
+
+@dataclass
+class HysteresisSettings:
+    """Args:
+    close_below / open_above: gripper hysteresis thresholds on the [0, 1] command (1 = open).
+    """
+
+    close_below: float = bounded(0.3, 0.0, 1.0, unit="fraction of the opening")
+    open_above: float = bounded(0.7, 0.0, 1.0, unit="fraction of the opening")
+
+    def __post_init__(self):
+        check_bounds(self)
+        check(self.close_below < self.open_above, "close_below", self.close_below,
               f"need 0 <= close_below < open_above ({self.open_above}) <= 1")
-        check(self.angle_unit in ("rad", "deg"), "angle_unit", self.angle_unit, "expected rad or deg")
-        check_range("gripper_open_width_m", self.gripper_open_width_m, 0.0, 0.3)
 
 
 class GripperHysteresis:

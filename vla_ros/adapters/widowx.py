@@ -8,13 +8,20 @@ squares on the space Jacobian, warm-started from the previous solution. Streamin
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from vla_ros.adapters.config import AdapterConfig, GripperHysteresis
+from vla_ros.adapters.base import DriverMessage, Recorded, RobotAdapter, SkipMessage, UnreachableTarget
+from vla_ros.adapters.config import GripperHysteresis, HysteresisSettings
+from vla_ros.adapters.registry import register
 from vla_ros.core.chunking import Target
-from vla_ros.core.transforms import pose_to_matrix
+from vla_ros.core.config import check
+from vla_ros.core.transforms import matrix_to_pose, pose_to_matrix
 
+GROUP, SINGLE = "interbotix_xs_msgs/msg/JointGroupCommand", "interbotix_xs_msgs/msg/JointSingleCommand"
+GRIPPER_JOINT = "gripper"
 JOINT_NAMES = ["waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate"]
 M_HOME = np.array([[1.0, 0.0, 0.0, 0.458325], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.36065], [0.0, 0.0, 0.0, 1.0]])
 SLIST = np.array([
@@ -28,7 +35,7 @@ SLIST = np.array([
 LIMITS_RAD = np.radians([[-180, 180], [-108, 114], [-123, 92], [-180, 180], [-100, 123], [-180, 180]])
 
 
-class IKError(RuntimeError):
+class IKError(UnreachableTarget):
     pass
 
 
@@ -85,22 +92,85 @@ def ik(T_goal: np.ndarray, q0: np.ndarray | None = None, iters: int = 100, tol_m
     raise IKError(f"wx250s IK did not converge: position error {np.linalg.norm(T_goal[:3, 3] - T[:3, 3]):.4f} m")
 
 
-class WidowXMapping:
-    def __init__(self, cfg: AdapterConfig):
-        self.cfg = cfg
+@dataclass
+class WidowXSettings(HysteresisSettings):
+    """Args (besides the gripper hysteresis):
+    group: JointGroupCommand group name of the arm's six joints.
+    gripper_open / gripper_closed: JointSingleCommand values of the gripper joint.
+    """
+
+    group: str = "arm"
+    gripper_open: float = 1.0
+    gripper_closed: float = -1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.gripper_open != self.gripper_closed, "gripper_open", self.gripper_open,
+              "must differ from gripper_closed")
+
+
+@register("widowx")
+class WidowXAdapter(RobotAdapter):
+    """One arm: JointGroupCommand joint targets (IK of the target pose) on command_topics[0], gripper open/close
+    events as JointSingleCommand on gripper_topics[0]."""
+
+    Settings = WidowXSettings
+    rest_quat_xyzw = (0.0, 0.0, 0.0, 1.0)  # the wx250s tool pointing forward (its identity orientation)
+    gripper_in_commands = True
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
         self.q = np.zeros(6)
-        self.gripper = GripperHysteresis(cfg.close_below, cfg.open_above)
+        self.gripper = GripperHysteresis(self.settings.close_below, self.settings.open_above)
 
-    def joint_command(self, target: Target) -> tuple[str, list[float]]:
-        """(group name, 6 joint positions rad) for JointGroupCommand; raises IKError if unreachable."""
+    def publications(self) -> list[tuple[str, str]]:
+        return [(self.cfg.command_topics[0], GROUP), (self.cfg.gripper_topics[0], SINGLE)]
+
+    def encode(self, target: Target, stamp_s: float, frame_id: str) -> list[DriverMessage]:
+        """The joint group command, then a gripper command on an open/close event; UnreachableTarget (IKError)
+        before either when IK fails (the gripper is not updated then)."""
         self.q = ik(pose_to_matrix(target.position_m[0], target.quat_xyzw[0]), self.q)
-        return self.cfg.widowx_group, self.q.tolist()
-
-    def gripper_command(self, target: Target) -> float | None:
+        out = [DriverMessage(self.cfg.command_topics[0], GROUP, {"name": self.settings.group, "cmd": self.q.tolist()})]
         event = self.gripper.update(float(target.gripper[0]))
-        if event is None:
-            return None
-        return self.cfg.widowx_gripper_open if event == "open" else self.cfg.widowx_gripper_closed
+        if event is not None:
+            value = self.settings.gripper_open if event == "open" else self.settings.gripper_closed
+            out.append(DriverMessage(self.cfg.gripper_topics[0], SINGLE, {"name": GRIPPER_JOINT, "cmd": float(value)}))
+        return out
+
+    def commanded_joints(self) -> np.ndarray:
+        return self.q.copy()
+
+    def recorded_topics(self, bag_topics: set[str], n_arms: int) -> dict[str, int]:
+        topics = super().recorded_topics(bag_topics, n_arms)
+        topics.update({t: a for a, t in enumerate(self.cfg.gripper_topics[:n_arms]) if t in bag_topics})
+        return topics
+
+    def decode(self, topic: str, arm: int, msg, t_ns: int) -> Recorded:
+        if topic in self.cfg.command_topics:
+            return Recorded(t_ns * 1e-9, self._pose_of_joints(msg))
+        if msg.name != GRIPPER_JOINT:
+            raise SkipMessage(f"joint {msg.name!r} is not the {GRIPPER_JOINT!r}")
+        s = self.settings
+        mid = 0.5 * (s.gripper_open + s.gripper_closed)
+        is_open = (msg.cmd >= mid) == (s.gripper_open >= mid)
+        return Recorded(t_ns * 1e-9, gripper=1.0 if is_open else 0.0)
+
+    def _pose_of_joints(self, msg) -> np.ndarray:
+        if msg.name != self.settings.group or len(msg.cmd) < 6:
+            raise SkipMessage(f"group {msg.name!r} with {len(msg.cmd)} joints is not the config's "
+                              f"adapter.settings.group {self.settings.group!r} (6 joints)")
+        joints = np.asarray(msg.cmd[:6], dtype=np.float64)
+        if not np.isfinite(joints).all():
+            raise SkipMessage("non-finite joint target")
+        p, q = matrix_to_pose(fk(joints))
+        return np.concatenate([p, q])
+
+    @classmethod
+    def demo_target(cls, t_s: float, seconds: float, n_arms: int) -> Target:
+        """Facing the target, tilted down, within the wx250s' reach."""
+        p = np.array([0.30 + 0.05 * np.sin(0.5 * t_s), 0.08 * np.sin(0.4 * t_s), 0.20])
+        q = Rotation.from_euler("zy", [np.arctan2(p[1], p[0]), 0.5]).as_quat()
+        return Target(p[None], q[None], np.array([1.0 if t_s < seconds / 2 else 0.0]))
 
 
 def ee_pose_from_joints(names: list[str], positions: list[float]) -> tuple[np.ndarray, np.ndarray]:

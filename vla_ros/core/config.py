@@ -3,7 +3,9 @@
 `from_dict(Cls, data)` builds a (possibly nested) dataclass from plain data and rejects unknown keys,
 wrong types and out-of-range values with the dotted key named, e.g.
 `ConfigError: executor.limits.max_step_m: expected float, got str ('fast')`.
-Configs validate themselves in `__post_init__` through `check(...)`; they never probe hardware.
+Configs validate themselves in `__post_init__` through `check(...)`; they never probe hardware. A field made with
+`bounded(default, lo, hi)` carries its range: `check_bounds(self)` validates it and `field_infos` describes it
+(unit from the name's suffix, range, closed set), e.g. for the executor node's read-only ROS parameters.
 """
 from __future__ import annotations
 
@@ -34,6 +36,62 @@ def check_range(key: str, value: float, lo: float | None = None, hi: float | Non
     hi_ok = hi is None or value <= hi
     bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
     check(lo_ok and hi_ok, key, value, f"must be in {bounds}")
+
+
+def bounded(default: Any = dataclasses.MISSING, lo: float | None = None, hi: float | None = None, *,
+            default_factory: Any = dataclasses.MISSING, unit: str = "") -> Any:
+    """A dataclass field whose value must lie in [lo, hi] (checked by `check_bounds`); `unit` overrides the one
+    read from the name's suffix."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"range": (lo, hi), "unit": unit})
+
+
+def check_bounds(obj: Any) -> None:
+    """ConfigError naming the first field of `obj` made with `bounded` whose value is out of its range."""
+    for f in dataclasses.fields(obj):
+        lo, hi = f.metadata.get("range", (None, None))
+        if lo is not None or hi is not None:
+            check_range(f.name, getattr(obj, f.name), lo, hi)
+
+
+UNIT_SUFFIXES = (("_m_s", "m/s"), ("_rad_s", "rad/s"), ("_hz", "Hz"), ("_m", "m"), ("_s", "s"), ("_rad", "rad"),
+                 ("_n", "N"), ("_deg", "deg"))
+
+
+def unit_of(name: str) -> str:
+    """The unit a config key names by its suffix (`max_speed_m_s` -> m/s), "" when it names none."""
+    return next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), "")
+
+
+@dataclasses.dataclass
+class FieldInfo:
+    """One leaf of a config: dotted name, value, type hint and a description with its unit, range or choices."""
+
+    name: str
+    value: Any
+    type: Any
+    description: str
+    lo: float | None = None
+    hi: float | None = None
+
+
+def field_infos(obj: Any, prefix: str = "") -> list[FieldInfo]:
+    """Every leaf field of dataclass `obj` (nested dataclasses flattened into dotted names)."""
+    hints = typing.get_type_hints(type(obj))
+    out = []
+    for f in dataclasses.fields(obj):
+        name, value = f"{prefix}.{f.name}" if prefix else f.name, getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out.extend(field_infos(value, name))
+            continue
+        lo, hi = f.metadata.get("range", (None, None))
+        parts = [f.metadata.get("unit") or unit_of(f.name) or "no unit"]
+        if lo is not None or hi is not None:
+            parts.append(f"range [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+        if typing.get_origin(hints[f.name]) is typing.Literal:
+            parts.append(f"one of {list(typing.get_args(hints[f.name]))}")
+        out.append(FieldInfo(name, value, hints[f.name], "; ".join(parts), lo, hi))
+    return out
 
 
 def _type_name(tp: Any) -> str:
@@ -103,7 +161,9 @@ def from_dict(cls: type[T], data: Any, key: str = "") -> T:
         dotted = f"{key}.{name}" if key else str(name)
         if name not in fields:
             close = difflib.get_close_matches(str(name), list(fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            moved = getattr(cls, "MOVED_KEYS", {}).get(name)  # a key an earlier YAML layout had here
+            hint = f" (moved to {key + '.' if key else ''}{moved})" if moved else \
+                f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{dotted}: unknown key for {cls.__name__}{hint}; allowed: {sorted(fields)}")
         kwargs[name] = _coerce(hints[name], value, dotted)
     try:

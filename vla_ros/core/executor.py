@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from vla_ros.core.chunking import Splicer, Target, TemporalEnsembler, resolve_reference
-from vla_ros.core.config import check, check_range
+from vla_ros.core.config import bounded, check, check_bounds
 from vla_ros.core.log_causes import cause_of
 from vla_ros.core.safety import SafetyConfig, clamp_target, distance_outside_box_m, validate_chunk
 from vla_ros.core.types import ActionChunk
@@ -34,10 +34,10 @@ class ExecutorConfig:
     safety: layered limits.
     """
 
-    rate_hz: float = 20.0
+    rate_hz: float = bounded(20.0, 0.5, 2000.0)
     mode: ExecutorMode = "splice"
     ensemble_decay: float = 0.1
-    blend_steps: int = 3
+    blend_steps: int = bounded(3, 0, 100, unit="steps")
     arm_names: list[str] = field(default_factory=lambda: ["arm"])
     base_frame: str = "base"
     chunk_topic: str = "/vla/action_chunk"
@@ -46,9 +46,8 @@ class ExecutorConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self):
-        check_range("rate_hz", self.rate_hz, 0.5, 2000.0)
+        check_bounds(self)
         check(self.mode in get_args(ExecutorMode), "mode", self.mode, f"expected one of {list(get_args(ExecutorMode))}")
-        check_range("blend_steps", self.blend_steps, 0, 100)
         check(not self.policy_node or self.policy_node.startswith("/"), "policy_node", self.policy_node,
               "expected a fully qualified node name such as /vla_policy, or '' to accept any publisher")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_ros.core.chunking import Target
-from vla_ros.core.config import check, check_range
+from vla_ros.core.config import bounded, check, check_bounds
 from vla_ros.core.transforms import quat_angle_rad, slerp
 from vla_ros.core.types import ActionChunk
 
@@ -41,26 +41,23 @@ class SafetyConfig:
 
     workspace_min_m: list[float] = field(default_factory=lambda: [0.2, -0.5, 0.0])
     workspace_max_m: list[float] = field(default_factory=lambda: [0.8, 0.5, 0.7])
-    max_step_m: float = 0.02
-    max_step_rad: float = 0.1
-    max_gripper_step: float = 1.0
-    max_speed_m_s: float = 0.3
-    max_speed_rad_s: float = 1.0
-    max_chunk_jump_m: float = 0.15
-    max_chunk_jump_rad: float = 0.8
-    chunk_timeout_s: float = 1.0
-    max_chunk_age_s: float = 2.0
-    max_future_s: float = 0.1
+    max_step_m: float = bounded(0.02, 1e-6, 100.0)
+    max_step_rad: float = bounded(0.1, 1e-6, 100.0)
+    max_gripper_step: float = bounded(1.0, 0.0, 1.0, unit="fraction of the opening")
+    max_speed_m_s: float = bounded(0.3, 1e-6, 100.0)
+    max_speed_rad_s: float = bounded(1.0, 1e-6, 100.0)
+    max_chunk_jump_m: float = bounded(0.15, 1e-6, 100.0)
+    max_chunk_jump_rad: float = bounded(0.8, 1e-6, 100.0)
+    chunk_timeout_s: float = bounded(1.0, 1e-6, 100.0)
+    max_chunk_age_s: float = bounded(2.0, 1e-6, 100.0)
+    max_future_s: float = bounded(0.1, 1e-6, 100.0)
 
     def __post_init__(self):
         check(len(self.workspace_min_m) == 3 and len(self.workspace_max_m) == 3, "workspace_min_m",
               self.workspace_min_m, "workspace bounds need 3 numbers each")
         check(all(a < b for a, b in zip(self.workspace_min_m, self.workspace_max_m)), "workspace_max_m",
               self.workspace_max_m, f"must be greater than workspace_min_m {self.workspace_min_m} on every axis")
-        for name in ("max_step_m", "max_step_rad", "max_speed_m_s", "max_speed_rad_s", "max_chunk_jump_m",
-                     "max_chunk_jump_rad", "chunk_timeout_s", "max_chunk_age_s", "max_future_s"):
-            check_range(name, getattr(self, name), 1e-6, 100.0)
-        check_range("max_gripper_step", self.max_gripper_step, 0.0, 1.0)
+        check_bounds(self)
 
 
 def validate_chunk(chunk: ActionChunk, arm_names: list[str], frame_id: str, current: Target | None,

@@ -1,18 +1,18 @@
 """Write rosbag2 files without ROS (rosbags): a robot-like recording for tests, examples and benchmarks.
 
-Every robot's commands go out as its driver receives them, on `cfg.adapter.command_topics`, made by the same
-adapter mappings the executor uses: Franka PoseStamped targets; WidowX JointGroupCommand joint targets (wx250s
-IK of the target pose) plus JointSingleCommand gripper events on the gripper topic; AgileX Piper one PosCmd per
-arm in the adapter's units. The robot types are registered from `interfaces/`, so their definitions are stored
-in the bag as `ros2 bag record` stores them.
+Every robot's commands go out as its driver receives them, made by the same robot adapter the executor uses
+(`vla_ros.adapters`), e.g. Franka PoseStamped targets; WidowX JointGroupCommand joint targets (wx250s IK of the
+target pose) plus JointSingleCommand gripper events; AgileX Piper one PosCmd per arm in the adapter's units. The
+robot types are registered from `interfaces/`, so their definitions are stored in the bag as `ros2 bag record`
+stores them.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
+from vla_ros.adapters.registry import adapter_class, make_adapter
 from vla_ros.core.chunking import Target
 
 INTERFACES_DIR = Path(__file__).resolve().parents[2] / "interfaces"
@@ -20,25 +20,12 @@ T0_S = 1_700_000_000.0  # bag start (instruction, /tf_static)
 FIRST_FRAME_S = 0.05  # first camera frame after T0_S
 COMMAND_LAG_S = 0.01  # each command is sent this long after its camera frame
 OPTICAL = "camera_color_optical_frame"
-DOWN = [1.0, 0.0, 0.0, 0.0]  # tool pointing down (x axis rotated by 180 degrees)
 
 
 def sweep_target(cfg, t_s: float, seconds: float) -> Target:
-    """The writer's commanded target of every arm `t_s` seconds after T0_S in a recording `seconds` long: a slow
-    sweep; the (first) gripper closes half way through (a second arm's stays at 0.75 open)."""
-    s, c = np.sin(0.5 * t_s), np.cos(0.5 * t_s)
-    closing = 1.0 if t_s < seconds / 2 else 0.0
-    if cfg.adapter.robot == "widowx":
-        p = np.array([0.30 + 0.05 * s, 0.08 * np.sin(0.4 * t_s), 0.20])
-        q = Rotation.from_euler("zy", [np.arctan2(p[1], p[0]), 0.5]).as_quat()  # facing the target, tilted down
-        return Target(p[None], q[None], np.array([closing]))
-    if cfg.adapter.robot == "piper":
-        pos = np.array([[0.30 + 0.05 * s, 0.25, 0.25], [0.30, -0.25 + 0.04 * s, 0.20 + 0.03 * c]])
-        left = (Rotation.from_euler("z", 0.2 * s) * Rotation.from_quat(DOWN)).as_quat()
-        return Target(pos, np.stack([left, DOWN]), np.array([closing, 0.75]))
-    n = len(cfg.executor.arm_names)
-    pos = np.tile([0.45 + 0.05 * s, 0.0, 0.3], (n, 1))
-    return Target(pos, np.tile(DOWN, (n, 1)), np.full(n, closing))
+    """The writer's commanded target of every arm `t_s` seconds after T0_S in a recording `seconds` long: the
+    robot adapter's `demo_target` sweep."""
+    return adapter_class(cfg.adapter.robot).demo_target(t_s, seconds, len(cfg.executor.arm_names))
 
 
 class _Out:
@@ -98,35 +85,41 @@ class _Out:
         return T["tf2_msgs/msg/TFMessage"](transforms=[tf])
 
 
+def build_message(ts, type_name: str, fields: dict):
+    """A rosbags message of `type_name` from nested plain fields (as a robot adapter's DriverMessage has them);
+    numeric sequences become numpy arrays of the field's type."""
+    from rosbags.interfaces import Nodetype
+
+    kwargs = {}
+    for name, (node, detail) in ts.fielddefs[type_name][1]:
+        if name not in fields:
+            raise KeyError(f"{type_name}: field {name!r} missing from {sorted(fields)}")
+        value = fields[name]
+        if node == Nodetype.NAME:
+            value = build_message(ts, detail, value)
+        elif node in (Nodetype.ARRAY, Nodetype.SEQUENCE) and detail[0][0] == Nodetype.BASE and \
+                detail[0][1][0] != "string":
+            value = np.asarray(value, np.dtype(detail[0][1][0]))
+        kwargs[name] = value
+    return ts.types[type_name](**kwargs)
+
+
 class _Commands:
-    """The robot's command messages for a target, through the executor's adapter mappings."""
+    """The robot's command messages for a target, made by the robot adapter the executor uses (its action goals,
+    e.g. Franka's gripper, are not topics and are not recorded)."""
 
     def __init__(self, cfg, out: _Out):
-        from vla_ros.adapters.piper import PiperMapping
-        from vla_ros.adapters.widowx import WidowXMapping
-
-        self.cfg, self.out, self.ad = cfg, out, cfg.adapter
-        mappings = {"widowx": WidowXMapping, "piper": PiperMapping}
-        self.mapping = mappings[self.ad.robot](self.ad) if self.ad.robot in mappings else None
+        self.cfg, self.out = cfg, out
+        self.adapter = make_adapter(cfg.adapter)
         self.joints = np.zeros(len(cfg.observation.joint_names))  # what the joint states report
 
     def write(self, t_s: float, target: Target) -> None:
-        T, out, topics = self.out.T, self.out, self.ad.command_topics
-        if self.ad.robot == "franka":
-            for a, (p, q) in enumerate(zip(target.position_m, target.quat_xyzw)):
-                out.write(topics[a], t_s, out.pose_stamped(t_s, self.cfg.observation.base_frame, p, q))
-        elif self.ad.robot == "widowx":
-            group, q = self.mapping.joint_command(target)
-            out.write(topics[0], t_s, T["interbotix_xs_msgs/msg/JointGroupCommand"](
-                name=group, cmd=np.asarray(q, np.float32)))
+        for m in self.adapter.encode(target, t_s, self.cfg.observation.base_frame):
+            if not m.is_goal:
+                self.out.write(m.name, t_s, build_message(self.out.ts, m.type, m.fields))
+        q = self.adapter.commanded_joints()
+        if q is not None:
             self.joints[:len(q)] = q
-            g = self.mapping.gripper_command(target)  # open/close events only, as the live adapter sends them
-            if g is not None:
-                out.write(self.ad.gripper_topics[0], t_s, T["interbotix_xs_msgs/msg/JointSingleCommand"](
-                    name="gripper", cmd=float(g)))
-        else:
-            for a, fields in enumerate(self.mapping.pos_cmds(target)):
-                out.write(topics[a], t_s, T["piper_msgs/msg/PosCmd"](**fields))
 
 
 def _typestore():

@@ -1,9 +1,10 @@
 """The actions recorded in a bag, per robot config, as per-arm target poses and gripper openings over time.
 
 Sources (`source="auto"` takes the first the bag has):
-- "command": the adapter's command topics, decoded by robot type — Franka PoseStamped targets; AgileX Piper
-  PosCmd (x, y, z, roll, pitch, yaw, gripper in the driver's units); WidowX JointGroupCommand joint targets,
-  mapped to poses by the wx250s forward kinematics (and JointSingleCommand gripper commands);
+- "command": the adapter's command topics, decoded by the robot's adapter (`RobotAdapter.decode`) — Franka
+  PoseStamped targets; AgileX Piper PosCmd (x, y, z, roll, pitch, yaw, gripper in the driver's units); WidowX
+  JointGroupCommand joint targets, mapped to poses by the wx250s forward kinematics (and JointSingleCommand
+  gripper commands);
 - "executor": the executor's `/vla_executor/commanded` PoseArray (one pose per arm; what a dry run records).
 Gripper openings in [0, 1] (1 = open) come from the commands where they carry them (Piper, WidowX), else from
 the gripper's JointState (`observation.gripper_topic`, finger positions summed), read STATE_GRIPPER_LEAD_S later
@@ -17,21 +18,16 @@ from collections import Counter
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from vla_ros.adapters.base import SkipMessage, header_time_s
+from vla_ros.adapters.registry import make_adapter
+
 EXECUTOR_TOPIC = "/vla_executor/commanded"
 SOURCES = ("auto", "command", "executor")
 STATE_GRIPPER_LEAD_S = 0.5
-WIDOWX_GRIPPER_JOINT = "gripper"
 
 
 class RecordedActionsError(ValueError):
     """The bag has no usable recorded actions for the config; the message names the topics."""
-
-
-def _stamp(msg, t_ns: int) -> float:
-    h = getattr(msg, "header", None)
-    if h is not None and (h.stamp.sec or h.stamp.nanosec):
-        return h.stamp.sec + h.stamp.nanosec * 1e-9
-    return t_ns * 1e-9
 
 
 def _pose7(p) -> np.ndarray:
@@ -69,6 +65,7 @@ class RecordedActions:
             raise RecordedActionsError(f"actions source: {source!r} is not one of {SOURCES}")
         self.cfg, self.arms = cfg, list(cfg.executor.arm_names)
         ad = cfg.adapter
+        self.adapter = make_adapter(ad)
         commands = list(ad.command_topics)
         has_commands = bool(commands) and all(t in bag_topics for t in commands)
         if source == "auto":
@@ -88,14 +85,9 @@ class RecordedActions:
         if source == "executor":
             self.by_topic[EXECUTOR_TOPIC] = ("pose_array", -1)
         else:
-            kind = {"franka": "pose_stamped", "piper": "pos_cmd", "widowx": "joint_group"}[ad.robot]
-            for a, topic in enumerate(commands[:len(self.arms)]):
-                self.by_topic[topic] = (kind, a)
-            if ad.robot == "widowx":
-                for a, topic in enumerate(ad.gripper_topics[:len(self.arms)]):
-                    if topic in bag_topics:
-                        self.by_topic[topic] = ("joint_single", a)
-        self.gripper_from_commands = source == "command" and ad.robot in ("piper", "widowx")
+            for topic, a in self.adapter.recorded_topics(bag_topics, len(self.arms)).items():
+                self.by_topic[topic] = ("command", a)
+        self.gripper_from_commands = source == "command" and self.adapter.gripper_in_commands
         gt = cfg.observation.gripper_topic
         if not self.gripper_from_commands and gt and gt in bag_topics and len(self.arms) == 1:
             self.by_topic[gt] = ("gripper_state", 0)
@@ -112,47 +104,24 @@ class RecordedActions:
 
     def feed(self, topic: str, t_ns: int, msg) -> None:
         kind, a = self.by_topic[topic]
-        ad = self.cfg.adapter
-        if kind == "pose_stamped":
-            self._add_pose(topic, a, _stamp(msg, t_ns), _pose7(msg.pose))
+        if kind == "command":
+            try:
+                rec = self.adapter.decode(topic, a, msg, t_ns)
+            except SkipMessage as exc:
+                self.skipped[f"{topic}: {exc}"] += 1
+                return
+            if rec.pose7 is not None and not self._add_pose(topic, a, rec.t_s, rec.pose7):
+                return
+            if rec.gripper is not None:
+                self.grip[a].add(rec.t_s, rec.gripper)
         elif kind == "pose_array":
-            t = _stamp(msg, t_ns)
+            t = header_time_s(msg, t_ns)
             for i, p in enumerate(list(msg.poses)[:len(self.arms)]):
                 self._add_pose(topic, i, t, _pose7(p))
-        elif kind == "pos_cmd":
-            t = t_ns * 1e-9
-            rpy = np.array([msg.roll, msg.pitch, msg.yaw], dtype=np.float64)
-            if ad.angle_unit == "deg":
-                rpy = np.radians(rpy)
-            q = Rotation.from_euler("xyz", rpy).as_quat()
-            xyz = np.array([msg.x, msg.y, msg.z], dtype=np.float64) / ad.position_scale
-            if self._add_pose(topic, a, t, np.concatenate([xyz, q])) and np.isfinite(msg.gripper):
-                self.grip[a].add(t, float(np.clip(msg.gripper / ad.gripper_open_width_m, 0.0, 1.0)))
-        elif kind == "joint_group":
-            from vla_ros.adapters.widowx import fk
-            from vla_ros.core.transforms import matrix_to_pose
-
-            if msg.name != ad.widowx_group or len(msg.cmd) < 6:
-                self.skipped[f"{topic}: group {msg.name!r} with {len(msg.cmd)} joints is not the config's "
-                             f"widowx_group {ad.widowx_group!r} (6 joints)"] += 1
-                return
-            joints = np.asarray(msg.cmd[:6], dtype=np.float64)
-            if not np.isfinite(joints).all():
-                self.skipped[f"{topic}: non-finite joint target"] += 1
-                return
-            p, q = matrix_to_pose(fk(joints))
-            self._add_pose(topic, a, t_ns * 1e-9, np.concatenate([p, q]))
-        elif kind == "joint_single":
-            if msg.name != WIDOWX_GRIPPER_JOINT:
-                self.skipped[f"{topic}: joint {msg.name!r} is not the {WIDOWX_GRIPPER_JOINT!r}"] += 1
-                return
-            mid = 0.5 * (ad.widowx_gripper_open + ad.widowx_gripper_closed)
-            is_open = (msg.cmd >= mid) == (ad.widowx_gripper_open >= mid)
-            self.grip[a].add(t_ns * 1e-9, 1.0 if is_open else 0.0)
         elif kind == "gripper_state":
             width = float(np.sum(np.asarray(msg.position, dtype=np.float64)))
-            self.grip[a].add(_stamp(msg, t_ns), float(np.clip(width / self.cfg.observation.gripper_open_width_m,
-                                                                  0.0, 1.0)))
+            self.grip[a].add(header_time_s(msg, t_ns),
+                             float(np.clip(width / self.cfg.observation.gripper_open_width_m, 0.0, 1.0)))
 
     def _add_pose(self, topic: str, arm: int, t: float, pose7: np.ndarray) -> bool:
         norm = float(np.linalg.norm(pose7[3:]))

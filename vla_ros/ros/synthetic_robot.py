@@ -85,11 +85,14 @@ class SyntheticRobot:
 
 
 def resting_pose(cfg: RuntimeConfig) -> tuple[np.ndarray, list[float]]:
-    """The synthetic arm's end-effector pose: the middle of the workspace box, the tool pointing down (a WidowX's
-    pointing forward, its identity orientation), which is also the tiny checkpoints' rotation reference."""
+    """The synthetic arm's end-effector pose: the middle of the workspace box, the tool at rest as the robot's
+    adapter has it (pointing down; a WidowX's forward, its identity orientation), which is also the tiny
+    checkpoints' rotation reference."""
+    from vla_ros.adapters.registry import adapter_class
+
     s = cfg.executor.safety
     centre = (np.asarray(s.workspace_min_m) + np.asarray(s.workspace_max_m)) / 2
-    return centre, ([0.0, 0.0, 0.0, 1.0] if cfg.robot == "widowx" else [1.0, 0.0, 0.0, 0.0])
+    return centre, list(adapter_class(cfg.adapter.robot).rest_quat_xyzw)
 
 
 def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "falcon") -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_ros.adapters.franka import FrankaMapping
+from vla_ros.adapters.franka import FrankaAdapter
 from vla_ros.core.chunking import Target
 from vla_ros.core.constants import MODALITY_SETS
 from vla_ros.core.executor import Executor
@@ -55,7 +55,7 @@ def run_episode(env, policy, runtime_cfg, seed: int, task: str, modalities: str 
     obs = env.reset(seed, task)
     policy.reset()
     executor = Executor(runtime_cfg.executor)
-    gripper = FrankaMapping(runtime_cfg.adapter)
+    gripper = FrankaAdapter(runtime_cfg.adapter)  # the simulator is a Franka (TypeError for another robot's config)
     tick_s = 1.0 / runtime_cfg.executor.rate_hz
     every = max(1, int(round(runtime_cfg.executor.rate_hz / runtime_cfg.policy.rate_hz)))
     limit = max_time_s if max_time_s is not None else env.config.max_steps * env.config.dt_s
@@ -76,7 +76,8 @@ def run_episode(env, policy, runtime_cfg, seed: int, task: str, modalities: str 
         cmd = executor.tick(now, _measured(env))
         if cmd.kind == "move":
             env.set_target(cmd.target.position_m[0], cmd.target.quat_xyzw[0])
-            for _, _kind, goal in gripper.gripper_goals(cmd.target):
+            kind, goal = gripper.gripper_goal(0, float(cmd.target.gripper[0]))
+            if kind is not None:
                 env.set_gripper_width(goal["width"])
         env.step(env.target_pos, None, None, dt_s=tick_s, render=False)
         tick += 1

@@ -4,6 +4,8 @@ layered safety. Dry-run by default: commands reach the controller topic only wit
 Topics: subscribes the chunk topic (chunks from a publisher other than the configured policy node are refused,
 by publisher GID) and (optionally) the measured pose; publishes `~/commanded`
 (geometry_msgs/PoseArray, every command, dry-run included), the consumed-chunk signal and /diagnostics.
+Parameters: `config`, `actuate`, and the config's executor and adapter sections mirrored read-only
+(`executor.safety.max_speed_m_s`, `adapter.settings.group`, ...; units and ranges in their descriptions).
 Services (std_srvs/Trigger): `~/pause`, `~/resume`, `~/estop`, `~/release_estop` and `~/reset` (a new episode:
 chunks and the last command are dropped). Every callback is short (a chunk is decoded and validated in well under
 a millisecond), so on the node's one executor thread an e-stop waits at most for the callback in progress.
@@ -37,6 +39,7 @@ from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.ros import qos
 from vla_ros.ros.adapters import AdapterPublisher
 from vla_ros.ros.chunk_msg import msg_to_chunk
+from vla_ros.ros.config_params import declare_read_only
 from vla_ros.ros.diagnostics import status_array
 from vla_ros.ros.msg_conversions import array_to_pose_msg, pose_msg_to_array
 from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
@@ -51,6 +54,8 @@ class ExecutorNode(Node):
             description="send commands to the controller (false = dry run)", read_only=True))
         cfg = config or load_runtime_config(self.get_parameter("config").value)
         self.cfg = cfg
+        for section in ("executor", "adapter"):  # read-only mirrors: `ros2 param get /vla_executor executor.rate_hz`
+            declare_read_only(self, section, getattr(cfg, section))
         self.actuate = bool(self.get_parameter("actuate").value)  # explicit opt-in; dry run otherwise
         self.core = Executor(cfg.executor)
         self.measured: Target | None = None
