@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from vla_ros.core.config import ConfigError, from_dict, load_yaml, to_dict
     from vla_ros.core.normalize import NormStatsError
-    from vla_ros.training.checkpoint import CheckpointError
+    from vla_ros.policies.checkpoint_io import CheckpointError
     from vla_ros.training.trainer import TrainConfig, train
 
     try:

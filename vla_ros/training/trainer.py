@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from vla_ros.core.config import check, check_range, from_dict, to_dict
+from vla_ros.policies.checkpoint_io import load_checkpoint, save_checkpoint
 from vla_ros.policies.config import PolicyConfig
 from vla_ros.policies.factory import make_policy
-from vla_ros.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass

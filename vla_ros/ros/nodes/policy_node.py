@@ -99,7 +99,7 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        from vla_ros.policies.factory import load_policy
+        from vla_ros.policies.checkpoint_io import load_policy
         from vla_ros.ros.observation_frontend import ObservationFrontend
 
         cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
