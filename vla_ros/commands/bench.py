@@ -1,7 +1,8 @@
 """`vla-ros bench [--json] [--device cpu|cuda] [--quick] [--only AREA ...]`.
 
 Runs each area's benchmark (`vla_ros/bench/<area>.py`, or `vla_ros/ros/bench/<area>.py` for the areas that use
-ROS; `run(device, quick) -> {name: figure}`) in this process and prints one JSON object: machine description plus named figures (value + unit, median/p99).
+ROS; `run(device, quick) -> {name: figure}`) in this process and prints one JSON object: machine description
+plus named figures (value + unit, median/p99).
 """
 from __future__ import annotations
 

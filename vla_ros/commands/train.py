@@ -9,12 +9,14 @@ import os
 import sys
 
 HELP = "train a policy (tiny synthetic check, or a dataset from a config)"
-METHOD_CHOICES = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy", "pi0")
 
 
 def add_arguments(parser) -> None:
+    from vla_ros.core.constants import TRAINABLE_METHODS
+
     parser.add_argument("--config", help="TrainConfig YAML (dataset, policy, steps, batch_size, lr, ...)")
-    parser.add_argument("--method", choices=METHOD_CHOICES, help="policy method (with --tiny, or overriding --config)")
+    parser.add_argument("--method", choices=TRAINABLE_METHODS,
+                        help="policy method (with --tiny, or overriding --config)")
     parser.add_argument("--tiny", action="store_true", help="the tiny config of --method on synthetic batches")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)

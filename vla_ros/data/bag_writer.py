@@ -14,13 +14,13 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from vla_ros.core.chunking import Target
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW
 
 INTERFACES_DIR = Path(__file__).resolve().parents[2] / "interfaces"
 T0_S = 1_700_000_000.0  # bag start (instruction, /tf_static)
 FIRST_FRAME_S = 0.05  # first camera frame after T0_S
 COMMAND_LAG_S = 0.01  # each command is sent this long after its camera frame
 OPTICAL = "camera_color_optical_frame"
-DOWN = [1.0, 0.0, 0.0, 0.0]  # tool pointing down (x axis rotated by 180 degrees)
 
 
 def sweep_target(cfg, t_s: float, seconds: float) -> Target:
@@ -34,11 +34,11 @@ def sweep_target(cfg, t_s: float, seconds: float) -> Target:
         return Target(p[None], q[None], np.array([closing]))
     if cfg.adapter.robot == "piper":
         pos = np.array([[0.30 + 0.05 * s, 0.25, 0.25], [0.30, -0.25 + 0.04 * s, 0.20 + 0.03 * c]])
-        left = (Rotation.from_euler("z", 0.2 * s) * Rotation.from_quat(DOWN)).as_quat()
-        return Target(pos, np.stack([left, DOWN]), np.array([closing, 0.75]))
+        left = (Rotation.from_euler("z", 0.2 * s) * Rotation.from_quat(TOOL_DOWN_QUAT_XYZW)).as_quat()
+        return Target(pos, np.stack([left, TOOL_DOWN_QUAT_XYZW]), np.array([closing, 0.75]))
     n = len(cfg.executor.arm_names)
     pos = np.tile([0.45 + 0.05 * s, 0.0, 0.3], (n, 1))
-    return Target(pos, np.tile(DOWN, (n, 1)), np.full(n, closing))
+    return Target(pos, np.tile(TOOL_DOWN_QUAT_XYZW, (n, 1)), np.full(n, closing))
 
 
 class _Out:

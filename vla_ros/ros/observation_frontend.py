@@ -16,6 +16,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from vla_ros.core.calibration import load_calibration
+from vla_ros.core.constants import UNIT_QUAT_TOL
 from vla_ros.core.delivery import DeliveryMonitor
 from vla_ros.core.image import depth_and_validity
 from vla_ros.core.joints import JointMapper
@@ -151,7 +152,7 @@ class ObservationFrontend:
         if not all(math.isfinite(v) for v in pose):
             raise ValueError("pose: non-finite end-effector pose")
         norm = math.sqrt(sum(v * v for v in pose[3:]))
-        if abs(norm - 1.0) > 1e-2:
+        if abs(norm - 1.0) > UNIT_QUAT_TOL:
             raise ValueError(f"pose.orientation: not a unit quaternion (norm {norm:.3f})")
         with self._lock:
             self.assembler.add_ee_pose(stamp_to_s(msg.header.stamp), pose)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vla_ros.core.camera import intrinsics_from_fields
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW
 from vla_ros.runtime_config import RuntimeConfig
 
 OPTICAL = "camera_color_optical_frame"
@@ -89,7 +90,7 @@ def resting_pose(cfg: RuntimeConfig) -> tuple[np.ndarray, list[float]]:
     pointing forward, its identity orientation), which is also the tiny checkpoints' rotation reference."""
     s = cfg.executor.safety
     centre = (np.asarray(s.workspace_min_m) + np.asarray(s.workspace_max_m)) / 2
-    return centre, ([0.0, 0.0, 0.0, 1.0] if cfg.robot == "widowx" else [1.0, 0.0, 0.0, 0.0])
+    return centre, ([0.0, 0.0, 0.0, 1.0] if cfg.robot == "widowx" else list(TOOL_DOWN_QUAT_XYZW))
 
 
 def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "falcon") -> str:

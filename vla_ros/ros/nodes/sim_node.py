@@ -24,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
 from vla_ros.core.config import check, check_range
+from vla_ros.core.constants import UNIT_QUAT_TOL
 from vla_ros.ros import qos
 from vla_ros.ros.msg_conversions import (
     array_to_image_msg,
@@ -172,7 +173,7 @@ class SimNode(Node):
             if not np.all(np.isfinite(p)):
                 raise ValueError(f"pose is not finite: {p.tolist()}")
             norm = float(np.linalg.norm(p[3:]))
-            if abs(norm - 1.0) > 1e-2:
+            if abs(norm - 1.0) > UNIT_QUAT_TOL:
                 raise ValueError(f"orientation is not a unit quaternion (norm {norm:.4f})")
             with self.lock:
                 self._target = (p[:3], p[3:] / norm)
