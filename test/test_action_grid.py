@@ -150,8 +150,7 @@ def test_autoregressive_decoding_reproduces_a_memorised_chunk():
 
 
 def test_policy_adaptation_interpolates_embeddings_and_survives_a_checkpoint(tmp_path):
-    from vla_ros.policies.factory import load_policy, save_checkpoint
-    from vla_ros.training.checkpoint import CheckpointError
+    from vla_ros.policies.checkpoint_io import CheckpointError, load_policy, save_checkpoint
     from vla_ros.training.synthetic import synthetic_batch
 
     policy = spatialvla()

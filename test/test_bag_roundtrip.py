@@ -62,7 +62,7 @@ def test_round_trip(tmp_path):
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_cfg))
     result = json.loads(cli("train", "--config", str(tmp_path / "train.yaml"), "--no-progress").splitlines()[-1])
     assert result["step"] == 4 and np.isfinite(result["val_loss"])
-    from vla_ros.policies.factory import load_policy
+    from vla_ros.policies.checkpoint_io import load_policy
 
     policy = load_policy(tmp_path / "run" / "checkpoint")
     assert policy.norm_stats.dim("proprio") == 7

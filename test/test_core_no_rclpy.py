@@ -8,7 +8,7 @@ from pathlib import Path
 import vla_ros
 
 # Packages allowed to import rclpy: the ROS shells, the CLI commands that start nodes, dev tooling.
-ROS_SIDE = ("vla_ros.ros", "vla_ros.commands", "vla_ros.msg", "vla_ros.bench", "vla_ros.devtools")
+ROS_SIDE = ("vla_ros.ros", "vla_ros.commands", "vla_ros.msg", "vla_ros.devtools")
 
 PROBE = """
 import importlib, json, sys

@@ -24,7 +24,8 @@ from falcon_release import (  # noqa: E402
 )
 
 from vla_ros.core.types import CameraObservation, Observation  # noqa: E402
-from vla_ros.policies.factory import load_policy, make_policy, released_loader  # noqa: E402
+from vla_ros.policies.checkpoint_io import load_policy  # noqa: E402
+from vla_ros.policies.factory import make_policy, released_loader  # noqa: E402
 from vla_ros.policies.falcon.kosmos_falcon import Kosmos2FolderError, build_kosmos2  # noqa: E402
 from vla_ros.policies.falcon.loading_falcon import ReleasedCheckpointError  # noqa: E402
 from vla_ros.policies.falcon.processing_falcon import frames_for_fraction, frames_random  # noqa: E402

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from vla_ros.core.config import ConfigError
 from vla_ros.core.types import CameraObservation, Observation
-from vla_ros.policies.factory import load_policy, make_policy
+from vla_ros.policies.checkpoint_io import load_policy
+from vla_ros.policies.factory import make_policy
 from vla_ros.policies.falcon.kosmos_falcon import byte_tokenizer
 from vla_ros.training.synthetic import synthetic_batch
 from vla_ros.training.trainer import TrainConfig, train

@@ -11,7 +11,8 @@ from torch import nn
 from transformers import GemmaConfig, GemmaForCausalLM, PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
 from vla_ros.core.types import CameraObservation, Observation
-from vla_ros.policies.factory import load_policy, make_policy, save_checkpoint, tiny_config
+from vla_ros.policies.checkpoint_io import load_policy, save_checkpoint
+from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.policies.pi0.configuration_pi0 import GEMMA_VARIANTS
 from vla_ros.policies.pi0.loading_pi0 import Pi0CheckpointError, is_released, released_layout
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats

@@ -14,8 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vla_ros.core.config import from_dict, load_yaml, to_dict
 from vla_ros.core.normalize import action_proprio_stats
+from vla_ros.policies.checkpoint_io import load_policy, save_checkpoint
 from vla_ros.policies.config import PolicyConfig
-from vla_ros.policies.factory import load_policy, make_policy, save_checkpoint
+from vla_ros.policies.factory import make_policy
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
 from vla_ros.training.trainer import TrainConfig, train
 

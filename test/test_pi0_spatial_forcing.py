@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from vla_ros.policies.factory import load_policy, make_policy, save_checkpoint, tiny_config
+from vla_ros.policies.checkpoint_io import load_policy, save_checkpoint
+from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.policies.pi0.alignment_pi0 import alignment_mask
 from vla_ros.policies.spatial_model.forcing import (
     AlignProjector,

@@ -5,16 +5,8 @@ import torch
 
 from vla_ros.core.config import ConfigError
 from vla_ros.core.types import CameraObservation, Observation
-from vla_ros.policies.factory import (
-    available_methods,
-    load_policy,
-    make_policy,
-    policy_class,
-    register_policy,
-    save_checkpoint,
-    tiny_config,
-)
-from vla_ros.training.checkpoint import CheckpointError
+from vla_ros.policies.checkpoint_io import CheckpointError, load_policy, save_checkpoint
+from vla_ros.policies.factory import available_methods, make_policy, policy_class, register_policy, tiny_config
 from vla_ros.training.synthetic import fit_batch, synthetic_batch, synthetic_norm_stats
 
 METHODS = ["baseline", "falcon", "spatial_forcing", "spatialvla_legacy"]  # the trainable tiny look-alikes

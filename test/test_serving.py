@@ -109,7 +109,7 @@ def checkpoints(tmp_path_factory):
 
 
 def start_server(ckpt, **kw):
-    from vla_ros.policies.factory import load_policy
+    from vla_ros.policies.checkpoint_io import load_policy
     from vla_ros.serving.server import PolicyServer
 
     policy = load_policy(ckpt)
@@ -222,7 +222,7 @@ def test_faults_wrong_key_oversize_malformed_two_clients(checkpoints):
 
 
 def test_batched_requests_match_single(checkpoints):
-    from vla_ros.policies.factory import load_policy
+    from vla_ros.policies.checkpoint_io import load_policy
     from vla_ros.serving.batching import can_batch, infer_many
 
     policy = load_policy(checkpoints["baseline"])
@@ -481,14 +481,15 @@ def test_stateful_policy_reset_travels_and_batching_off(tmp_path):
     on the server (the `episode_start` flag of the next request)."""
     import torch
 
-    from vla_ros.policies.factory import make_policy, save_checkpoint, tiny_config
+    from vla_ros.policies.checkpoint_io import save_checkpoint
+    from vla_ros.policies.factory import make_policy, tiny_config
     from vla_ros.ros.synthetic_robot import workspace_norm_stats
     from vla_ros.runtime_config import load_runtime_config
 
     torch.manual_seed(0)
     pc = tiny_config("baseline", proprio_dim=7, head={"kind": "lstm", "history": 3})
     save_checkpoint(make_policy(pc, workspace_norm_stats(pc, load_runtime_config("franka"))), tmp_path / "lstm")
-    from vla_ros.policies.factory import load_policy
+    from vla_ros.policies.checkpoint_io import load_policy
 
     server, _ = start_server(str(tmp_path / "lstm"))
     local = load_policy(str(tmp_path / "lstm"))  # its own copy, its own history

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from vla_ros.core.config import ConfigError
-from vla_ros.policies.factory import make_policy, save_checkpoint, tiny_config
+from vla_ros.policies.checkpoint_io import save_checkpoint
+from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.policies.spatial_forcing.processing_spatial_forcing import (
     alignment_target,
     cosine_alignment_loss,

@@ -23,8 +23,9 @@ from transformers.conversion_mapping import get_model_conversion_mapping
 
 from vla_ros.core.types import CameraObservation, Observation
 from vla_ros.policies.cards import available_cards, load_card, match_card
+from vla_ros.policies.checkpoint_io import load_policy
 from vla_ros.policies.config import PolicyConfig
-from vla_ros.policies.factory import load_policy, make_policy, released_loader, tiny_config
+from vla_ros.policies.factory import make_policy, released_loader, tiny_config
 from vla_ros.policies.spatialvla.loading_spatialvla import (
     ReleasedCheckpointError,
     build_empty,

@@ -336,6 +336,7 @@ def test_the_labelled_positions_loss_equals_the_full_logits_loss():
 
 
 def test_training_from_data_fits_the_statistics_and_gaussian_edges_and_the_checkpoint_keeps_them(tmp_path):
+    from vla_ros.policies.checkpoint_io import load_checkpoint
     from vla_ros.policies.spatialvla.processing_spatialvla import (
         dataset_statistics,
         gaussian_bin_policy,
@@ -343,7 +344,6 @@ def test_training_from_data_fits_the_statistics_and_gaussian_edges_and_the_check
         normalize,
         reference_actions,
     )
-    from vla_ros.training.checkpoint import load_checkpoint
     from vla_ros.training.synthetic import synthetic_batch
     from vla_ros.training.trainer import TrainConfig, train
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from vla_ros.core.config import to_dict
-from vla_ros.policies.factory import load_policy, tiny_config
+from vla_ros.policies.checkpoint_io import load_policy
+from vla_ros.policies.factory import tiny_config
 from vla_ros.training.synthetic import synthetic_batch
 from vla_ros.training.trainer import TrainConfig, train
 

@@ -1,6 +1,6 @@
 """vla_ros: spatial Vision-Language-Action policies on ROS 2 robot arms.
 
-Keep this file free of heavy imports: `import vla_ros` must stay cheap and must never import rclpy.
+Keep this file free of heavy imports: `import vla_ros` must stay cheap and must never load rclpy.
 """
 
 # The rosidl-generated `vla_ros.msg` may live in another site-packages folder (a colcon install space

@@ -7,10 +7,9 @@ import time
 import torch
 
 from vla_ros.bench.stats import figure, peak_rss_mb, scalar, time_it
+from vla_ros.core.constants import TINY_METHODS
 from vla_ros.policies.factory import make_policy, tiny_config
 from vla_ros.training.synthetic import synthetic_batch, synthetic_norm_stats
-
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy")  # the tiny trainable look-alikes
 
 
 def _sync(device):
@@ -80,7 +79,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     n = 10 if quick else 50
     out = {}
     fwd = {}
-    for m in METHODS:
+    for m in TINY_METHODS:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         times, _ = forward_times(m, device, n)

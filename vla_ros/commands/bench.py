@@ -1,7 +1,8 @@
 """`vla-ros bench [--json] [--device cpu|cuda] [--quick] [--only AREA ...]`.
 
-Runs each area's benchmark (`vla_ros/bench/<area>.py`, `run(device, quick) -> {name: figure}`) in this
-process and prints one JSON object: machine description plus named figures (value + unit, median/p99).
+Runs each area's benchmark (`vla_ros/bench/<area>.py`, or `vla_ros/ros/bench/<area>.py` for the areas that use
+ROS; `run(device, quick) -> {name: figure}`) in this process and prints one JSON object: machine description
+plus named figures (value + unit, median/p99).
 """
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from vla_ros.dds import apply_dds_defaults
 
 HELP = "measure the pipeline on this machine and print JSON"
 AREAS = ("observation", "transport", "policy", "endtoend", "executor", "offline", "remote")
+ROS_AREAS = ("observation", "transport", "endtoend", "executor", "offline")  # in vla_ros/ros/bench/
+
+
+def area_module(area: str) -> str:
+    """The module that benchmarks `area` (the core never imports rclpy, so the ROS areas live under ros/)."""
+    return f"vla_ros.ros.bench.{area}" if area in ROS_AREAS else f"vla_ros.bench.{area}"
 
 
 def add_arguments(parser) -> None:
@@ -62,7 +69,7 @@ def run(args) -> int:
         if not args.json:
             print(f"[bench] {area} ...", file=sys.stderr, flush=True)
         try:
-            module = importlib.import_module(f"vla_ros.bench.{area}")
+            module = importlib.import_module(area_module(area))
             figures = module.run(device=args.device, quick=args.quick)
         except Exception as exc:  # one area failing must not hide the others' figures
             report["errors"][area] = f"{type(exc).__name__}: {exc}"

@@ -15,10 +15,10 @@ HELP = "closed-loop demo in simulation over ROS 2 (bundled checkpoints)"
 
 
 def add_arguments(parser) -> None:
-    from vla_ros.core.constants import MODALITY_SETS
+    from vla_ros.core.constants import METHODS, MODALITY_SETS
     from vla_ros.sim.tasks import TASKS
 
-    parser.add_argument("--method", default="falcon", choices=("baseline", "falcon", "spatial_forcing", "spatialvla"),
+    parser.add_argument("--method", default="falcon", choices=METHODS,
                         help="which bundled checkpoint to run (default falcon)")
     parser.add_argument("--checkpoint", default="", help="a checkpoint folder instead of the bundled one")
     parser.add_argument("--modalities", default="rgbd_pose", choices=list(MODALITY_SETS),

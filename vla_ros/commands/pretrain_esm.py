@@ -20,15 +20,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from vla_ros.core.config import ConfigError, from_dict, load_yaml, to_dict
+    from vla_ros.core.config import ConfigError, from_dict, load_yaml, override
     from vla_ros.data.dataset import DatasetError
     from vla_ros.training.esm_pretrain import ESMPretrainConfig, pretrain
 
     try:
-        base = to_dict(load_yaml(ESMPretrainConfig, args.config)) if args.config else {}
         flags = {"dataset": args.dataset, "out": args.out, "steps": args.steps, "batch_size": args.batch_size,
                  "seed": args.seed}
-        cfg = from_dict(ESMPretrainConfig, {**base, **{k: v for k, v in flags.items() if v is not None}})
+        given = {k: v for k, v in flags.items() if v is not None}
+        if args.config:
+            cfg = override(load_yaml(ESMPretrainConfig, args.config), given)
+        else:
+            cfg = from_dict(ESMPretrainConfig, given)
         result = pretrain(cfg, progress=not args.no_progress)
     except (ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"vla-ros pretrain-esm: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from vla_ros.commands.run import load_options
     from vla_ros.core.config import ConfigError
-    from vla_ros.policies.factory import load_policy
+    from vla_ros.policies.checkpoint_io import load_policy
     from vla_ros.serving.server import PolicyServer
 
     try:

@@ -9,12 +9,14 @@ import os
 import sys
 
 HELP = "train a policy (tiny synthetic check, or a dataset from a config)"
-METHOD_CHOICES = ("baseline", "falcon", "spatial_forcing", "spatialvla", "spatialvla_legacy", "pi0")
 
 
 def add_arguments(parser) -> None:
+    from vla_ros.core.constants import TRAINABLE_METHODS
+
     parser.add_argument("--config", help="TrainConfig YAML (dataset, policy, steps, batch_size, lr, ...)")
-    parser.add_argument("--method", choices=METHOD_CHOICES, help="policy method (with --tiny, or overriding --config)")
+    parser.add_argument("--method", choices=TRAINABLE_METHODS,
+                        help="policy method (with --tiny, or overriding --config)")
     parser.add_argument("--tiny", action="store_true", help="the tiny config of --method on synthetic batches")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -31,28 +33,29 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from vla_ros.core.config import ConfigError, from_dict, load_yaml, to_dict
+    from vla_ros.core.config import ConfigError, from_dict, load_yaml, override, to_dict
     from vla_ros.core.normalize import NormStatsError
-    from vla_ros.training.checkpoint import CheckpointError
+    from vla_ros.policies.checkpoint_io import CheckpointError
     from vla_ros.training.trainer import TrainConfig, train
 
     try:
         if args.config:
-            cfg = to_dict(load_yaml(TrainConfig, args.config))
-            if args.method:
-                cfg["policy"] = {**cfg["policy"], "method": args.method}
+            base = load_yaml(TrainConfig, args.config)
+            changes = {"policy": {**base.policy, "method": args.method}} if args.method else {}
         elif args.method and args.tiny:
             from vla_ros.policies.factory import tiny_config
 
-            cfg = {"policy": to_dict(tiny_config(args.method)), "out": f"runs/tiny_{args.method}", "eval_every": 25,
-                   "ckpt_every": 50}
+            tiny = {"policy": to_dict(tiny_config(args.method)), "out": f"runs/tiny_{args.method}", "eval_every": 25,
+                    "ckpt_every": 50}
+            base = from_dict(TrainConfig, tiny)
+            changes = {}
         else:
             print("vla-ros train: give --config CFG.yaml, or --method M --tiny", file=sys.stderr)
             return 2
         flags = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
                  "ckpt_every": args.ckpt_every, "dataset": args.dataset, "out": args.out, "device": args.device,
                  "seed": args.seed, "init_from": args.init_from, "resume": False if args.no_resume else None}
-        cfg = from_dict(TrainConfig, {**cfg, **{k: v for k, v in flags.items() if v is not None}})
+        cfg = override(base, {**changes, **{k: v for k, v in flags.items() if v is not None}})
         result = train(cfg, progress=not args.no_progress)
     except (ConfigError, CheckpointError, NormStatsError, FileNotFoundError, ValueError) as exc:
         print(f"vla-ros train: {exc}", file=sys.stderr)

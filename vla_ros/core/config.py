@@ -3,12 +3,14 @@
 `from_dict(Cls, data)` builds a (possibly nested) dataclass from plain data and rejects unknown keys,
 wrong types and out-of-range values with the dotted key named, e.g.
 `ConfigError: executor.limits.max_step_m: expected float, got str ('fast')`.
+`override(cfg, changes)` is a copy of a config with some (possibly nested) fields changed, checked the same way.
 Configs validate themselves in `__post_init__` through `check(...)`; they never probe hardware. A field made with
 `bounded(default, lo, hi)` carries its range: `check_bounds(self)` validates it and `field_infos` describes it
 (unit from the name's suffix, range, closed set), e.g. for the executor node's read-only ROS parameters.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -155,23 +157,64 @@ def from_dict(cls: type[T], data: Any, key: str = "") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = _init_fields(cls)
     kwargs = {}
     for name, value in data.items():
         dotted = f"{key}.{name}" if key else str(name)
-        if name not in fields:
-            close = difflib.get_close_matches(str(name), list(fields), n=1)
-            moved = getattr(cls, "MOVED_KEYS", {}).get(name)  # a key an earlier YAML layout had here
-            hint = f" (moved to {key + '.' if key else ''}{moved})" if moved else \
-                f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{dotted}: unknown key for {cls.__name__}{hint}; allowed: {sorted(fields)}")
+        _check_known(cls, fields, name, dotted)
         kwargs[name] = _coerce(hints[name], value, dotted)
+    return _build(cls, kwargs, key)
+
+
+def _init_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.init]
+
+
+def _check_known(cls: type, fields: list[str], name: Any, dotted: str) -> None:
+    if name not in fields:
+        close = difflib.get_close_matches(str(name), fields, n=1)
+        moved = getattr(cls, "MOVED_KEYS", {}).get(name)  # a key an earlier YAML layout had here
+        prefix = dotted[: len(dotted) - len(str(name))]
+        hint = f" (moved to {prefix}{moved})" if moved else f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{dotted}: unknown key for {cls.__name__}{hint}; allowed: {sorted(fields)}")
+
+
+def _build(make, kwargs: dict, key: str):
+    """`make(**kwargs)` (a class, or dataclasses.replace bound to an instance); a ConfigError from
+    `__post_init__` gets `key` in front."""
     try:
-        return cls(**kwargs)
+        return make(**kwargs)
     except ConfigError as exc:
         if key and not str(exc).startswith(key):
             raise ConfigError(f"{key}.{exc}") from None
         raise
+
+
+def override(obj: T, changes: dict, key: str = "") -> T:
+    """A copy of config `obj` with `changes` applied: {field: value}, where a mapping given for a nested config
+    changes only the fields it names. Values are checked as from_dict checks them and every changed config's
+    `__post_init__` runs again (dataclasses.replace), so a bad key or value raises ConfigError naming the dotted
+    key (`key` is the prefix). The copy shares nothing with `obj`."""
+    return copy.deepcopy(_override(obj, changes, key))
+
+
+def _override(obj: T, changes: dict, key: str) -> T:
+    cls = type(obj)
+    where = key or cls.__name__
+    if not isinstance(changes, dict):
+        raise ConfigError(f"{where}: expected a mapping of changes for {cls.__name__}, got {changes!r}")
+    hints = typing.get_type_hints(cls)
+    fields = _init_fields(cls)
+    kwargs = {}
+    for name, value in changes.items():
+        dotted = f"{key}.{name}" if key else str(name)
+        _check_known(cls, fields, name, dotted)
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            kwargs[name] = _override(current, value, dotted)
+        else:
+            kwargs[name] = _coerce(hints[name], value, dotted)
+    return _build(lambda **kw: dataclasses.replace(obj, **kw), kwargs, key)
 
 
 def to_dict(obj: Any) -> Any:

@@ -25,6 +25,17 @@ METHOD_FALCON = "falcon"
 METHOD_SPATIAL_FORCING = "spatial_forcing"
 METHOD_SPATIALVLA = "spatialvla"
 METHODS = (METHOD_BASELINE, METHOD_FALCON, METHOD_SPATIAL_FORCING, METHOD_SPATIALVLA)
+# The methods the benchmarks compare as tiny models (SpatialVLA by its look-alike, which trains on a CPU), and the
+# methods `vla-ros train --method` accepts.
+METHOD_SPATIALVLA_LEGACY = "spatialvla_legacy"
+METHOD_PI0 = "pi0"
+TINY_METHODS = (METHOD_BASELINE, METHOD_FALCON, METHOD_SPATIAL_FORCING, METHOD_SPATIALVLA_LEGACY)
+TRAINABLE_METHODS = (*TINY_METHODS, METHOD_SPATIALVLA, METHOD_PI0)
+
+# Orientations (quaternions x, y, z, w).
+TOOL_DOWN_QUAT_XYZW = (1.0, 0.0, 0.0, 0.0)  # tool pointing down: the x axis rotated by 180 degrees
+UNIT_QUAT_TOL = 1e-2  # |norm - 1| allowed for an orientation read from a message or a bag
+UNIT_QUAT_TOL_STRICT = 1e-3  # |norm - 1| allowed for one vla_ros computes (a policy's chunk, a simulator target)
 
 # Checkpoint folder layout.
 CKPT_WEIGHTS = "model.safetensors"

@@ -20,6 +20,7 @@ import numpy as np
 
 from vla_ros.core.calibration import load_calibration
 from vla_ros.core.camera import Intrinsics, intrinsics_from_fields
+from vla_ros.core.constants import UNIT_QUAT_TOL
 from vla_ros.core.image import compressed_to_array, depth_and_validity, image_to_array
 from vla_ros.core.joints import JointMapper
 from vla_ros.core.sync import ObservationAssembler, ObservationConfig
@@ -59,11 +60,11 @@ def pose_fields_to_array(pose) -> np.ndarray:
 
 
 def check_ee_pose(pose: np.ndarray) -> None:
-    """ValueError unless `pose` (7,) is finite with a unit quaternion (within 1e-2)."""
+    """ValueError unless `pose` (7,) is finite with a unit quaternion (within UNIT_QUAT_TOL)."""
     if not np.isfinite(pose).all():
         raise ValueError("pose: non-finite end-effector pose")
     norm = math.sqrt(float(np.sum(pose[3:] ** 2)))
-    if abs(norm - 1.0) > 1e-2:
+    if abs(norm - 1.0) > UNIT_QUAT_TOL:
         raise ValueError(f"pose.orientation: not a unit quaternion (norm {norm:.3f})")
 
 

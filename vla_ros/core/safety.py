@@ -19,6 +19,7 @@ import numpy as np
 
 from vla_ros.core.chunking import Target
 from vla_ros.core.config import bounded, check, check_bounds
+from vla_ros.core.constants import UNIT_QUAT_TOL_STRICT
 from vla_ros.core.transforms import quat_angle_rad, slerp
 from vla_ros.core.types import ActionChunk
 
@@ -79,7 +80,7 @@ def validate_chunk(chunk: ActionChunk, arm_names: list[str], frame_id: str, curr
     if reasons:
         return reasons
     norms = np.linalg.norm(chunk.quat_xyzw, axis=-1)
-    if np.any(np.abs(norms - 1.0) > 1e-3):
+    if np.any(np.abs(norms - 1.0) > UNIT_QUAT_TOL_STRICT):
         reasons.append(f"orientation not a unit quaternion (norm {norms.min():.3f}..{norms.max():.3f})")
     if np.any((chunk.gripper < 0) | (chunk.gripper > 1)):
         reasons.append(f"gripper outside [0, 1] ({chunk.gripper.min():.3f}..{chunk.gripper.max():.3f})")

@@ -209,7 +209,7 @@ class ObservationAssembler:
         return q, min(stamp_s - t0, t1 - stamp_s)
 
     def assemble(self, now_s: float) -> Observation:
-        cfg, age = self.config, self.config.max_age
+        cfg = self.config
         reasons: list[str] = []
         ages: dict[str, float] = {}
         valid = True
@@ -225,67 +225,77 @@ class ObservationAssembler:
             return Observation(stamp_s=math.nan, cameras=[], proprio=np.zeros(0, np.float32),
                                instruction=self.instruction, valid=False,
                                reasons=[f"rgb {primary!r} missing: no image received"])
-        cams = []
-        for cam in cfg.cameras:
-            stamp, rgb = self._rgb[cam.name].nearest(ref_stamp)
-            if stamp is None:
-                fail(f"rgb {cam.name!r} missing: no image received")
-                continue
-            ages[f"rgb/{cam.name}"] = now_s - stamp
-            if stamp - now_s > cfg.max_future_s:
-                fail(f"rgb {cam.name!r} stamped {stamp - now_s:.3f} s in the future > max {cfg.max_future_s} s "
-                     "(clock skew?)")
-            elif now_s - stamp > age.rgb_s:
-                fail(f"rgb {cam.name!r} stale: {now_s - stamp:.3f} s > max {age.rgb_s} s")
-            if cam.name != primary and abs(stamp - ref_stamp) > cfg.slop_s:
-                gap = abs(stamp - ref_stamp)
-                fail(f"rgb {cam.name!r} out of sync with {primary!r}: {gap:.3f} s > slop {cfg.slop_s} s")
-            info = self._info.get(cam.name)
-            if info is None:
-                fail(f"camera_info {cam.name!r} missing")
-                continue
-            if (info.height, info.width) != rgb.shape[:2]:
-                fail(f"camera_info {cam.name!r} is {info.width}x{info.height} but the image is "
-                     f"{rgb.shape[1]}x{rgb.shape[0]}")
-                continue
-            obs_cam = CameraObservation(name=cam.name, rgb=rgb, K=info.K, stamp_s=stamp)
-            if cam.depth_topic:
-                self._attach_depth(obs_cam, now_s, ages, fail)
-            self._attach_extrinsics(obs_cam, now_s, ages, fail)
-            cams.append(obs_cam)
-
-        proprio = np.zeros(0, np.float32)
-        if cfg.joint_names:
-            q, gap = self.joints_at(ref_stamp)
-            if q is None:
-                fail("joints missing: no joint_states received")
-            else:
-                ages["joints"] = gap
-                newest, _ = self._joints.latest()
-                ages["joints_latest"] = now_s - newest
-                if newest - now_s > cfg.max_future_s:
-                    fail(f"joints stamped {newest - now_s:.3f} s in the future > max {cfg.max_future_s} s "
-                         "(clock skew?)")
-                elif gap > age.joints_s:
-                    fail(f"joints stale: nearest sample {gap:.3f} s from the image stamp > max {age.joints_s} s")
-                proprio = q.astype(np.float32)
-
-        ee = None
-        if cfg.ee_pose_topic:
-            stamp, pose = self._ee.nearest(ref_stamp)
-            if stamp is None:
-                fail("ee_pose missing: no end-effector pose received")
-            else:
-                ages["ee_pose"] = abs(ref_stamp - stamp)
-                if abs(ref_stamp - stamp) > age.ee_pose_s:
-                    fail(f"ee_pose stale: {abs(ref_stamp - stamp):.3f} s from the image stamp > max {age.ee_pose_s} s")
-                else:
-                    ee = pose
+        cams = [c for c in (self._camera_at(cam, ref_stamp, now_s, ages, fail) for cam in cfg.cameras)
+                if c is not None]
+        proprio = self._proprio_at(ref_stamp, now_s, ages, fail) if cfg.joint_names else np.zeros(0, np.float32)
+        ee = self._ee_pose_at(ref_stamp, ages, fail) if cfg.ee_pose_topic else None
         if cfg.require_instruction and not self.instruction:
             fail("instruction missing: nothing received on the instruction topic or parameter")
         return Observation(stamp_s=ref_stamp, cameras=cams, proprio=proprio, instruction=self.instruction,
                            ee_pose=ee, ages_s=ages, valid=valid and len(cams) == len(cfg.cameras), reasons=reasons,
                            proprio_names=list(cfg.joint_names) if proprio.size else [])
+
+    def _camera_at(self, cam: CameraConfig, ref_stamp: float, now_s: float, ages: dict, fail
+                   ) -> CameraObservation | None:
+        """The camera's image nearest the reference stamp with its intrinsics, depth and extrinsics; None (and a
+        reason) when it has no image or no matching camera_info."""
+        cfg, primary = self.config, self.config.cameras[0].name
+        stamp, rgb = self._rgb[cam.name].nearest(ref_stamp)
+        if stamp is None:
+            fail(f"rgb {cam.name!r} missing: no image received")
+            return None
+        ages[f"rgb/{cam.name}"] = now_s - stamp
+        if stamp - now_s > cfg.max_future_s:
+            fail(f"rgb {cam.name!r} stamped {stamp - now_s:.3f} s in the future > max {cfg.max_future_s} s "
+                 "(clock skew?)")
+        elif now_s - stamp > cfg.max_age.rgb_s:
+            fail(f"rgb {cam.name!r} stale: {now_s - stamp:.3f} s > max {cfg.max_age.rgb_s} s")
+        if cam.name != primary and abs(stamp - ref_stamp) > cfg.slop_s:
+            gap = abs(stamp - ref_stamp)
+            fail(f"rgb {cam.name!r} out of sync with {primary!r}: {gap:.3f} s > slop {cfg.slop_s} s")
+        info = self._info.get(cam.name)
+        if info is None:
+            fail(f"camera_info {cam.name!r} missing")
+            return None
+        if (info.height, info.width) != rgb.shape[:2]:
+            fail(f"camera_info {cam.name!r} is {info.width}x{info.height} but the image is "
+                 f"{rgb.shape[1]}x{rgb.shape[0]}")
+            return None
+        obs_cam = CameraObservation(name=cam.name, rgb=rgb, K=info.K, stamp_s=stamp)
+        if cam.depth_topic:
+            self._attach_depth(obs_cam, now_s, ages, fail)
+        self._attach_extrinsics(obs_cam, now_s, ages, fail)
+        return obs_cam
+
+    def _proprio_at(self, ref_stamp: float, now_s: float, ages: dict, fail) -> np.ndarray:
+        """Joint positions interpolated at the reference stamp (empty, and a reason, when none arrived)."""
+        cfg = self.config
+        q, gap = self.joints_at(ref_stamp)
+        if q is None:
+            fail("joints missing: no joint_states received")
+            return np.zeros(0, np.float32)
+        ages["joints"] = gap
+        newest, _ = self._joints.latest()
+        ages["joints_latest"] = now_s - newest
+        if newest - now_s > cfg.max_future_s:
+            fail(f"joints stamped {newest - now_s:.3f} s in the future > max {cfg.max_future_s} s "
+                 "(clock skew?)")
+        elif gap > cfg.max_age.joints_s:
+            fail(f"joints stale: nearest sample {gap:.3f} s from the image stamp > max {cfg.max_age.joints_s} s")
+        return q.astype(np.float32)
+
+    def _ee_pose_at(self, ref_stamp: float, ages: dict, fail) -> np.ndarray | None:
+        """The end-effector pose nearest the reference stamp, None (and a reason) when missing or too far."""
+        stamp, pose = self._ee.nearest(ref_stamp)
+        if stamp is None:
+            fail("ee_pose missing: no end-effector pose received")
+            return None
+        max_s = self.config.max_age.ee_pose_s
+        ages["ee_pose"] = abs(ref_stamp - stamp)
+        if abs(ref_stamp - stamp) > max_s:
+            fail(f"ee_pose stale: {abs(ref_stamp - stamp):.3f} s from the image stamp > max {max_s} s")
+            return None
+        return pose
 
     def _reference_stamp(self, cam: CameraConfig) -> float | None:
         """Newest primary RGB stamp that already has its depth (approximate time sync: a depth image usually

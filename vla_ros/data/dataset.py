@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.core.actions import poses_to_actions
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW
 from vla_ros.core.normalize import NormStats, action_proprio_stats
 
 FORMAT, VERSION = "vla_ros.dataset", 1
-TOOL_DOWN = [1.0, 0.0, 0.0, 0.0]
 REQUIRED = ("stamp_s", "proprio", "action_position_m", "action_quat_xyzw", "action_gripper")
 
 
@@ -24,7 +24,7 @@ def action_vectors(ep: dict, ref_quat) -> np.ndarray:
     return poses_to_actions(ep["action_position_m"], ep["action_quat_xyzw"], ep["action_gripper"], ref_quat)
 
 
-def compute_norm_stats(episodes: list[dict], ref_quat=TOOL_DOWN) -> NormStats:
+def compute_norm_stats(episodes: list[dict], ref_quat=TOOL_DOWN_QUAT_XYZW) -> NormStats:
     act = np.concatenate([action_vectors(e, ref_quat).reshape(len(e["stamp_s"]), -1) for e in episodes])
     return action_proprio_stats(act, np.concatenate([e["proprio"] for e in episodes]))
 
@@ -39,8 +39,8 @@ class DatasetWriter:
         (self.root / "episodes").mkdir(parents=True, exist_ok=True)
         self.meta = {"format": FORMAT, "version": VERSION, "cameras": list(cameras), "arm_names": list(arm_names),
                      "joint_names": list(joint_names), "dt_s": dt_s, "image_hw": [int(v) for v in image_hw],
-                     "action_reference": "absolute",
-                     "norm_stats_rotation_ref_quat_xyzw": TOOL_DOWN, "episodes": [], "source": source or {}}
+                     "action_reference": "absolute", "norm_stats_rotation_ref_quat_xyzw": list(TOOL_DOWN_QUAT_XYZW),
+                     "episodes": [], "source": source or {}}
         self._episodes: list[dict] = []
 
     def add_episode(self, arrays: dict, instruction: str, task: str = "", success: bool = True) -> None:

@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from vla_ros.adapters.base import SkipMessage, header_time_s
 from vla_ros.adapters.registry import make_adapter
+from vla_ros.core.constants import UNIT_QUAT_TOL
 
 EXECUTOR_TOPIC = "/vla_executor/commanded"
 SOURCES = ("auto", "command", "executor")
@@ -125,7 +126,7 @@ class RecordedActions:
 
     def _add_pose(self, topic: str, arm: int, t: float, pose7: np.ndarray) -> bool:
         norm = float(np.linalg.norm(pose7[3:]))
-        if not np.isfinite(pose7).all() or abs(norm - 1.0) > 1e-2:
+        if not np.isfinite(pose7).all() or abs(norm - 1.0) > UNIT_QUAT_TOL:
             self.skipped[f"{topic}: non-finite target or not a unit quaternion"] += 1
             return False
         self.pose[arm].add(t, np.concatenate([pose7[:3], pose7[3:] / norm]))

@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from vla_ros.core.actions import poses_to_actions
 from vla_ros.core.camera import Intrinsics
-from vla_ros.core.constants import REF_ABSOLUTE, REF_DELTA_MEASURED
+from vla_ros.core.constants import REF_ABSOLUTE, REF_DELTA_MEASURED, TOOL_DOWN_QUAT_XYZW
 from vla_ros.core.joints import JointStateError, select_joints
 from vla_ros.core.normalize import action_proprio_stats
 from vla_ros.data.dataset import DatasetError, load_episode, read_meta
@@ -84,7 +84,7 @@ class EpisodeDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root, horizon: int, image_size: int, split: str = "train", val_fraction: float = 0.1,
-                 seed: int = 0, cameras: list[str] | None = None, ref_quat=(1.0, 0.0, 0.0, 0.0),
+                 seed: int = 0, cameras: list[str] | None = None, ref_quat=TOOL_DOWN_QUAT_XYZW,
                  reference: str = REF_ABSOLUTE, proprio_names: list[str] | None = None, shift_px: int = 0,
                  window: int = 0):
         if window < 0:

@@ -203,7 +203,7 @@ def evaluate(bag_path, cfg, checkpoint, modalities: list[str], device: str = "cp
              policy=None) -> tuple[dict, dict]:
     """-> (report, series for plots), one entry per modality set (A/B on the same bag and checkpoint)."""
     if policy is None:
-        from vla_ros.policies.factory import load_policy
+        from vla_ros.policies.checkpoint_io import load_policy
 
         try:
             policy = load_policy(checkpoint, device)

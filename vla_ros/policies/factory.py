@@ -1,4 +1,4 @@
-"""Find policy classes by method name, build them from a config, save and load self-describing checkpoints.
+"""Find policy classes by method name and build them from a config (checkpoint I/O: checkpoint_io.py).
 
 A method lives in `vla_ros/policies/<method>/modeling_<method>.py` and registers its Policy subclass with
 `@register_policy` (its `method` attribute is the name). The module is imported on first use, so adding a
@@ -67,12 +67,6 @@ def tiny_config(method: str, **overrides) -> PolicyConfig:
     return from_dict(PolicyConfig, data)
 
 
-def save_checkpoint(policy: Policy, directory: str | Path, extra: dict | None = None) -> Path:
-    from vla_ros.training.checkpoint import save_checkpoint as _save
-
-    return _save(policy, directory, extra)
-
-
 def released_loader(path: str | Path):
     """The `loading_<method>` module that recognises `path` as a released checkpoint in its reference layout
     (e.g. an HF SpatialVLA folder, a FALCON Lightning .ckpt), or None for a vla_ros checkpoint folder.
@@ -86,18 +80,3 @@ def released_loader(path: str | Path):
             if mod.is_released(Path(path)):
                 return mod
     return None
-
-
-def load_policy(directory: str | Path, device: str = "cpu", options: dict | None = None) -> Policy:
-    """Rebuild a policy from a checkpoint folder alone (weights, config, norm stats, tokenizer), or from a
-    released checkpoint in its reference layout. `options` are the released loader's (e.g. `unnorm_key`,
-    `dtype`); a vla_ros checkpoint takes none."""
-    loader = released_loader(directory)
-    if loader is not None:
-        return loader.load_released(Path(directory), device, dict(options or {}))
-    if options:
-        raise ConfigError(f"policy.load_options: {sorted(options)} apply to released checkpoints only; "
-                          f"{directory} is a vla_ros checkpoint folder")
-    from vla_ros.training.checkpoint import load_checkpoint
-
-    return load_checkpoint(directory, device)

@@ -51,8 +51,8 @@ def _vla_ros_report(path: Path) -> CheckpointReport:
     from safetensors import safe_open
 
     from vla_ros.core.constants import CKPT_WEIGHTS
+    from vla_ros.policies.checkpoint_io import read_config, read_norm_stats
     from vla_ros.policies.factory import make_policy
-    from vla_ros.training.checkpoint import read_config, read_norm_stats
 
     cfg = read_config(path)
     stats = read_norm_stats(path, cfg)

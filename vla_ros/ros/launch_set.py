@@ -7,7 +7,7 @@ import threading
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from vla_ros.core.config import from_dict, to_dict
+from vla_ros.core.config import override
 from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
 
 
@@ -29,8 +29,7 @@ class RobotStack:
         if load_options:  # merged over the YAML's policy.load_options (e.g. a released FALCON's `esm` folder)
             over["load_options"] = {**cfg.policy.load_options, **load_options}
         if over:
-            pol = {**to_dict(cfg.policy), **over}
-            cfg = from_dict(RuntimeConfig, {**to_dict(cfg), "policy": pol})
+            cfg = override(cfg, {"policy": over})
         self.cfg = cfg
         self.policy = PolicyNode(cfg, context=context)
         self.executor_node = ExecutorNode(cfg, context=context,

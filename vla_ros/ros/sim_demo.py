@@ -8,7 +8,7 @@ import time
 import rclpy
 from std_srvs.srv import Trigger
 
-from vla_ros.core.config import from_dict, to_dict
+from vla_ros.core.config import override
 from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
 from vla_ros.sim.closed_loop import EpisodeResult
 
@@ -25,7 +25,7 @@ class SimDemo:
         from vla_ros.ros.nodes.sim_node import SimNode, SimNodeConfig
 
         cfg = load_runtime_config(config) if isinstance(config, str) else config
-        cfg = from_dict(RuntimeConfig, {**to_dict(cfg), "policy": {**to_dict(cfg.policy), "modalities": modalities}})
+        cfg = override(cfg, {"policy": {"modalities": modalities}})
         self.cfg = cfg
         self.sim = SimNode(sim or SimNodeConfig(), context=context)
         self.stack = RobotStack(cfg, checkpoint=checkpoint, actuate=True, context=context, device="cpu")

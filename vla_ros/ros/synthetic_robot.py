@@ -98,7 +98,8 @@ def resting_pose(cfg: RuntimeConfig) -> tuple[np.ndarray, list[float]]:
 def tiny_checkpoint(tmp_path, cfg: RuntimeConfig, method: str = "falcon") -> str:
     import torch
 
-    from vla_ros.policies.factory import make_policy, save_checkpoint, tiny_config
+    from vla_ros.policies.checkpoint_io import save_checkpoint
+    from vla_ros.policies.factory import make_policy, tiny_config
 
     torch.manual_seed(0)
     pc = tiny_config(method, arm_names=list(cfg.executor.arm_names), proprio_dim=len(cfg.observation.joint_names),

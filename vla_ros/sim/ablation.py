@@ -71,7 +71,7 @@ def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints
                  seed: int | None = None, rows=None, progress: bool = True) -> dict:
     import torch
 
-    from vla_ros.policies.factory import load_policy
+    from vla_ros.policies.checkpoint_io import load_policy
     from vla_ros.runtime_config import load_runtime_config
     from vla_ros.sim.closed_loop import EVAL_SEED_OFFSET, evaluate
     from vla_ros.sim.env import SimConfig, SimEnv

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vla_ros.core.constants import METHODS
+
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla")
 
 
 def bundled_checkpoint(method: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vla_ros.core.config import check, check_range
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW, UNIT_QUAT_TOL_STRICT
 from vla_ros.core.observation_feed import ObservationFeed
 from vla_ros.core.sync import CameraConfig, ObservationConfig
 from vla_ros.core.transforms import canonical_quat, pose_to_matrix, quat_angle_rad, slerp
@@ -21,8 +22,6 @@ from vla_ros.sim.scene import CAMERA, FINGER_MAX_M, build_mjcf
 from vla_ros.sim.tasks import TASKS, CameraRange, Episode, check_success, sample_episode
 
 PROPRIO_NAMES = [*franka.JOINT_NAMES, franka.FINGER_NAMES[0]]  # 7 arm joints (rad) + one finger (m, half the width)
-
-TOOL_DOWN_XYZW = np.array([1.0, 0.0, 0.0, 0.0])
 
 # What the simulator's sensors make an observation of: the camera, joints and TCP pose the sim node publishes
 # (config/sim_franka.yaml's observation), assembled by the ObservationFeed a robot's and a bag's go through.
@@ -90,7 +89,7 @@ class SimEnv:
         self._fingers = [self.model.geom(f"finger_{s}").id for s in ("left", "right")]
         self._blocks = {c: self.model.geom(f"block_{c}").id for c in self.episode.scene.blocks}
         self.target_pos = self.data.mocap_pos[self._mocap].copy()
-        self.target_quat = TOOL_DOWN_XYZW.copy()
+        self.target_quat = np.array(TOOL_DOWN_QUAT_XYZW)
         self.gripper_cmd = 1.0
         self.q = franka.Q_HOME.copy()
         self._apply_gripper()
@@ -122,7 +121,7 @@ class SimEnv:
         self.target_pos = p
         if quat_xyzw is not None:
             q = np.asarray(quat_xyzw, float).reshape(4)
-            if not np.all(np.isfinite(q)) or abs(np.linalg.norm(q) - 1.0) > 1e-3:
+            if not np.all(np.isfinite(q)) or abs(np.linalg.norm(q) - 1.0) > UNIT_QUAT_TOL_STRICT:
                 raise ValueError(f"quat_xyzw: not a unit quaternion: {q}")
             self.target_quat = canonical_quat(q)
         if gripper is not None:

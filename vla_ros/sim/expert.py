@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_ros.sim.env import TOOL_DOWN_XYZW, SimEnv
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW
+from vla_ros.sim.env import SimEnv
 
 
 @dataclass
@@ -88,7 +89,7 @@ class ScriptedExpert:
                     self.held = 0
                     if not self.plan and not self.done:
                         self.plan, self.done = self._place_plan(), True
-        return Target(self.target.copy(), TOOL_DOWN_XYZW.copy(), float(self.gripper))
+        return Target(self.target.copy(), np.array(TOOL_DOWN_QUAT_XYZW), float(self.gripper))
 
 
 @dataclass

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW
+
 COLOURS = {"red": (0.85, 0.1, 0.1), "green": (0.1, 0.7, 0.2), "blue": (0.15, 0.3, 0.9), "yellow": (0.9, 0.8, 0.1),
            "purple": (0.55, 0.2, 0.7), "orange": (0.95, 0.5, 0.1)}
 FINGER_MAX_M = 0.04  # per finger; the gripper opens to 0.08 m
 FINGER_HALF_LEN_M = 0.025
-TOOL_DOWN_WXYZ = (0.0, 1.0, 0.0, 0.0)
+TOOL_DOWN_WXYZ = (TOOL_DOWN_QUAT_XYZW[3], *TOOL_DOWN_QUAT_XYZW[:3])  # MuJoCo order
 CAMERA = "front"
 
 

@@ -15,9 +15,12 @@ import torch
 from torch import nn
 
 from vla_ros.core.config import check, check_range, from_dict, to_dict
+from vla_ros.policies.checkpoint_io import load_checkpoint, save_checkpoint
 from vla_ros.policies.config import PolicyConfig
 from vla_ros.policies.factory import make_policy, policy_class
-from vla_ros.training.checkpoint import load_checkpoint, save_checkpoint
+
+STATE_FILE = "train_state.pt"  # in the run's out/: step, optimizer, scheduler, torch RNG (resume)
+METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass
@@ -208,40 +211,20 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cfg.device == "cuda" else torch.device("cpu")
     out = Path(cfg.out)
     pcfg = from_dict(PolicyConfig, cfg.policy, "policy")
-    state_path = out / "train_state.pt"
+    state_path = out / STATE_FILE
     resuming = cfg.resume and state_path.exists() and (out / "checkpoint").exists()
     start = int(torch.load(state_path, map_location="cpu", weights_only=False)["step"]) if resuming else 0
     train_iter, val, norm_stats = make_data(cfg, pcfg, world, rank, train_data, val_data, norm_stats, start)
-    if resuming:
-        policy = load_checkpoint(out / "checkpoint", str(device)).train()
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-    elif cfg.init_from:
-        policy, state = _init_from(cfg.init_from, pcfg, device), None
-    else:
-        policy = make_policy(pcfg, norm_stats).to(device)
-        if hasattr(policy, "fit_tokenizer"):  # grids / statistics fitted to the data (synthetic batches too)
-            policy.fit_tokenizer(_actions_for_fit(val, train_iter))
-        state = None
+    policy, state = _start_policy(cfg, pcfg, device, resuming, train_iter, val, norm_stats)
     module = _LossModule(policy)
     if world > 1:
         module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
-    params = [p for p in policy.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = warmup_cosine(opt, cfg.steps)
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-    metrics_file = out / "metrics.jsonl"
+    params, opt, sched = _optimizer(cfg, policy, state)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not resuming:  # a fresh run starts a fresh log (a resumed one appends)
-            metrics_file.unlink(missing_ok=True)
-    bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=start, desc=f"train {pcfg.method}", unit="step", dynamic_ncols=True)
+            (out / METRICS_FILE).unlink(missing_ok=True)
+    bar = _progress_bar(cfg, pcfg.method, start) if progress and rank == 0 else None
     it = train_iter()
     last = {}
     for step in range(start, cfg.steps):
@@ -258,13 +241,7 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
         if done % cfg.eval_every == 0 or done == cfg.steps:
             last.update(evaluate(policy, val, device))
         if rank == 0:
-            if "val_loss" in last or done % 10 == 0:
-                with open(metrics_file, "a") as f:
-                    f.write(json.dumps(last) + "\n")
-            if done % cfg.ckpt_every == 0 or done == cfg.steps:
-                save_checkpoint(policy, out / "checkpoint", {"train": to_dict(cfg)})
-                torch.save({"step": done, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                            "torch_rng": torch.get_rng_state()}, state_path)
+            _record(cfg, policy, opt, sched, last, done)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", **({"val": f"{last['val_loss']:.4f}"}
@@ -274,6 +251,53 @@ def train(cfg: TrainConfig, progress: bool = True, train_data=None, val_data=Non
     if world > 1:
         torch.distributed.barrier()
     return last
+
+
+def _start_policy(cfg: TrainConfig, pcfg: PolicyConfig, device, resuming: bool, train_iter, val: list[dict],
+                  norm_stats) -> tuple[nn.Module, dict | None]:
+    """(policy, saved train state or None): resumed from out/, started from `init_from`, or fresh (a tokenizer
+    fitted to the data's actions where the method has one)."""
+    out = Path(cfg.out)
+    if resuming:
+        policy = load_checkpoint(out / "checkpoint", str(device)).train()
+        return policy, torch.load(out / STATE_FILE, map_location="cpu", weights_only=False)
+    if cfg.init_from:
+        return _init_from(cfg.init_from, pcfg, device), None
+    policy = make_policy(pcfg, norm_stats).to(device)
+    if hasattr(policy, "fit_tokenizer"):  # grids / statistics fitted to the data (synthetic batches too)
+        policy.fit_tokenizer(_actions_for_fit(val, train_iter))
+    return policy, None
+
+
+def _optimizer(cfg: TrainConfig, policy: nn.Module, state: dict | None):
+    """(trainable params, AdamW, warm-up + cosine schedule), restored from `state` (with the torch RNG) if given."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = warmup_cosine(opt, cfg.steps)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+    return params, opt, sched
+
+
+def _progress_bar(cfg: TrainConfig, method: str, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.steps, initial=start, desc=f"train {method}", unit="step", dynamic_ncols=True)
+
+
+def _record(cfg: TrainConfig, policy: nn.Module, opt, sched, last: dict, done: int) -> None:
+    """Rank 0 after step `done`: the metrics line (with validation, or every 10 steps), and the checkpoint and
+    train state every `ckpt_every` steps and at the end."""
+    out = Path(cfg.out)
+    if "val_loss" in last or done % 10 == 0:
+        with open(out / METRICS_FILE, "a") as f:
+            f.write(json.dumps(last) + "\n")
+    if done % cfg.ckpt_every == 0 or done == cfg.steps:
+        save_checkpoint(policy, out / "checkpoint", {"train": to_dict(cfg)})
+        torch.save({"step": done, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, out / STATE_FILE)
 
 
 def _init_from(directory: str, pcfg: PolicyConfig, device) -> nn.Module:

@@ -12,40 +12,18 @@ from torch import nn
 
 from vla_ros.core.config import from_dict
 from vla_ros.core.normalize import NormStats
-from vla_ros.policies.baseline.modeling_baseline import BaselinePolicy
 from vla_ros.policies.config import PolicyConfig
 from vla_ros.policies.factory import register_policy
 from vla_ros.policies.falcon.configuration_falcon import FalconConfig
 from vla_ros.policies.falcon.processing_falcon import esm_inputs, injection, sample_injection
-from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_state_dict
+from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_weights
+from vla_ros.policies.vlm_policy import VLMPolicy
 
-__all__ = ["FalconPolicy", "load_esm_weights", "sample_injection"]
-
-
-ESM_SHAPE_FIELDS = ("embed_dim", "heads", "depth", "patch_size", "dino_depth", "num_register_tokens")
-
-
-def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
-    """VGGT-1B or FALCON ESM weights from a local .safetensors/.pt/.pth file, or an ESM folder written by
-    `vla-ros pretrain-esm` (model.safetensors + config.yaml, whose sizes and pose frame must match the model's
-    config; the mismatching key is named) -> (missing, unexpected)."""
-    import os
-
-    from vla_ros.policies.spatial_model.esm import StateDictMismatch, read_esm_config, read_weights_file
-
-    if os.path.isdir(path):
-        saved, mine = read_esm_config(path), esm.cfg
-        fields = ESM_SHAPE_FIELDS + (("pose_frame",) if saved.pose_input and mine.pose_input else ())
-        for f in fields:
-            if getattr(saved, f) != getattr(mine, f):
-                raise StateDictMismatch(f"{path}: esm.{f} is {getattr(saved, f)!r} in the checkpoint, "
-                                        f"{getattr(mine, f)!r} in this config")
-        path = os.path.join(path, "model.safetensors")
-    return load_esm_state_dict(esm, read_weights_file(path))
+__all__ = ["FalconPolicy", "sample_injection"]
 
 
 @register_policy
-class FalconPolicy(BaselinePolicy):
+class FalconPolicy(VLMPolicy):
     method = "falcon"
     INPUTS = ("rgb", "depth", "pose")
     TINY_ARGS = {"architecture": "compact",

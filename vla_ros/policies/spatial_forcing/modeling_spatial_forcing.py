@@ -10,10 +10,8 @@ from torch import nn
 
 from vla_ros.core.config import check, from_dict
 from vla_ros.core.normalize import NormStats
-from vla_ros.policies.baseline.modeling_baseline import BaselinePolicy
 from vla_ros.policies.config import PolicyConfig
 from vla_ros.policies.factory import register_policy
-from vla_ros.policies.falcon.modeling_falcon import load_esm_weights
 from vla_ros.policies.spatial_forcing.configuration_spatial_forcing import SpatialForcingConfig
 from vla_ros.policies.spatial_forcing.processing_spatial_forcing import (
     alignment_target,
@@ -21,14 +19,15 @@ from vla_ros.policies.spatial_forcing.processing_spatial_forcing import (
     sincos_2d,
     teacher_images,
 )
-from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel
+from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_weights
 from vla_ros.policies.spatial_model.forcing import resample_teacher_tokens, vggt_input_images
+from vla_ros.policies.vlm_policy import VLMPolicy
 
 __all__ = ["SpatialForcingPolicy", "alignment_target", "cosine_alignment_loss", "sincos_2d"]
 
 
 @register_policy
-class SpatialForcingPolicy(BaselinePolicy):
+class SpatialForcingPolicy(VLMPolicy):
     method = "spatial_forcing"
     TINY_ARGS = {"teacher": {"embed_dim": 64, "heads": 4, "depth": 2, "patch_size": 8, "img_size": 64,
                              "dino_depth": 1, "depth_input": False, "pose_input": False}, "align_layer": 2}

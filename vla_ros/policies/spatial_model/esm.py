@@ -18,7 +18,7 @@ from vla_ros.policies.spatial_model.aggregator import DEPTH_SCALE_M, Aggregator,
 from vla_ros.policies.spatial_model.heads import CameraHead, DPTHead
 
 __all__ = ["DEPTH_SCALE_M", "Aggregator", "DinoPatchEmbed", "ESMConfig", "EmbodiedSpatialModel", "StateDictMismatch",
-           "load_esm_state_dict", "pose_encoding", "pose_encoding_vggt"]
+           "load_esm_state_dict", "load_esm_weights", "pose_encoding", "pose_encoding_vggt"]
 
 OPTIONAL_PREFIXES = ("point_head.", "track_head.")  # VGGT heads this model may not build
 POSE_FRAMES = ("first_camera", "base")
@@ -184,6 +184,26 @@ def load_esm_state_dict(model: nn.Module, state: dict, prefix_map: dict[str, str
     else:
         result = model.load_state_dict(renamed, strict=False)
     return list(result.missing_keys), list(result.unexpected_keys)
+
+
+ESM_SHAPE_FIELDS = ("embed_dim", "heads", "depth", "patch_size", "dino_depth", "num_register_tokens")
+
+
+def load_esm_weights(esm: nn.Module, path: str) -> tuple[list[str], list[str]]:
+    """VGGT-1B or FALCON ESM weights from a local .safetensors/.pt/.pth file, or an ESM folder written by
+    `vla-ros pretrain-esm` (model.safetensors + config.yaml, whose sizes and pose frame must match the model's
+    config; the mismatching key is named) -> (missing, unexpected)."""
+    import os
+
+    if os.path.isdir(path):
+        saved, mine = read_esm_config(path), esm.cfg
+        fields = ESM_SHAPE_FIELDS + (("pose_frame",) if saved.pose_input and mine.pose_input else ())
+        for f in fields:
+            if getattr(saved, f) != getattr(mine, f):
+                raise StateDictMismatch(f"{path}: esm.{f} is {getattr(saved, f)!r} in the checkpoint, "
+                                        f"{getattr(mine, f)!r} in this config")
+        path = os.path.join(path, "model.safetensors")
+    return load_esm_state_dict(esm, read_weights_file(path))
 
 
 def pose_encoding(T_base_camera: torch.Tensor, K: torch.Tensor, image_hw: tuple[int, int],

@@ -10,12 +10,10 @@ from torch import nn
 from vla_ros.core.config import from_dict, to_dict
 from vla_ros.core.normalize import NormStats
 from vla_ros.core.types import Observation
-from vla_ros.policies.baseline.modeling_baseline import BaselinePolicy
 from vla_ros.policies.config import PolicyConfig
 from vla_ros.policies.factory import register_policy
-from vla_ros.policies.falcon.modeling_falcon import load_esm_weights
 from vla_ros.policies.processing import ActionProcessor
-from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel
+from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, load_esm_weights
 from vla_ros.policies.spatialvla_legacy.configuration_spatialvla_legacy import SpatialVLAConfig
 from vla_ros.policies.spatialvla_legacy.ego3d import Ego3DEncoding
 from vla_ros.policies.spatialvla_legacy.processing_spatialvla_legacy import (
@@ -26,10 +24,11 @@ from vla_ros.policies.spatialvla_legacy.processing_spatialvla_legacy import (
     sensor_depth,
 )
 from vla_ros.policies.tokenizers.action_grid import ActionGrid
+from vla_ros.policies.vlm_policy import VLMPolicy
 
 
 @register_policy
-class SpatialVLALegacyPolicy(BaselinePolicy):
+class SpatialVLALegacyPolicy(VLMPolicy):
     method = "spatialvla_legacy"
     INPUTS = ("rgb", "depth")
     TINY_ARGS: dict = {}

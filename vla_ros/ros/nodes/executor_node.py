@@ -31,7 +31,7 @@ from std_msgs.msg import UInt64
 from std_srvs.srv import Trigger
 
 from vla_ros.core.chunking import Target, step_times
-from vla_ros.core.constants import REF_DELTA_MEASURED
+from vla_ros.core.constants import REF_DELTA_MEASURED, UNIT_QUAT_TOL
 from vla_ros.core.executor import Executor
 from vla_ros.core.log_causes import CauseThrottle
 from vla_ros.core.pose_history import PoseHistory
@@ -124,7 +124,7 @@ class ExecutorNode(Node):
     def _on_pose(self, msg: PoseStamped) -> None:
         p = pose_msg_to_array(msg.pose)
         norm = np.linalg.norm(p[3:])
-        if np.isfinite(p).all() and abs(norm - 1.0) < 1e-2:
+        if np.isfinite(p).all() and abs(norm - 1.0) < UNIT_QUAT_TOL:
             self.measured = Target(p[None, :3], p[None, 3:] / norm, np.ones(1))
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             self.pose_history.add(stamp if stamp > 0 else self.now_s(), np.r_[p[:3], p[3:] / norm])

@@ -21,7 +21,7 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import UInt64
 
-from vla_ros.core.config import ConfigError, from_dict, to_dict
+from vla_ros.core.config import ConfigError, override
 from vla_ros.core.constants import MODALITY_SETS
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.ros import qos
@@ -99,16 +99,16 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        from vla_ros.policies.factory import load_policy
+        from vla_ros.policies.checkpoint_io import load_policy
         from vla_ros.ros.observation_frontend import ObservationFrontend
 
         cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
         overrides = {k: self.get_parameter(k).value for k in ("checkpoint", "instruction", "device", "modalities",
                                                                  "backend", "url")}
-        pol = {**to_dict(cfg.policy), **{k: v for k, v in overrides.items() if v}}
+        pol = {k: v for k, v in overrides.items() if v}
         if self.get_parameter("esm").value:
-            pol["load_options"] = {**pol.get("load_options", {}), "esm": self.get_parameter("esm").value}
-        cfg.policy = from_dict(type(cfg.policy), pol, "policy")
+            pol["load_options"] = {**cfg.policy.load_options, "esm": self.get_parameter("esm").value}
+        cfg.policy = override(cfg.policy, pol, "policy")
         if cfg.policy.backend == "local" and not cfg.policy.checkpoint:
             raise ConfigError("policy.checkpoint: no checkpoint given (parameter `checkpoint` or the YAML)")
         self.cfg = cfg

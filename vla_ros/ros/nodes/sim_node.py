@@ -24,6 +24,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
 from vla_ros.core.config import check, check_range
+from vla_ros.core.constants import UNIT_QUAT_TOL
 from vla_ros.ros import qos
 from vla_ros.ros.msg_conversions import (
     array_to_image_msg,
@@ -79,7 +80,7 @@ class SimNode(Node):
 
     def __init__(self, config: SimNodeConfig | None = None, **kwargs):
         super().__init__("vla_sim", **kwargs)
-        from vla_ros.core.config import from_dict, to_dict
+        from vla_ros.core.config import override
         from vla_ros.sim.franka import FINGER_NAMES, JOINT_NAMES
 
         cfg = config or SimNodeConfig()
@@ -91,7 +92,7 @@ class SimNode(Node):
         self.declare_parameter("seed", cfg.seed, d(description="first episode's seed", read_only=True))
         self.declare_parameter("task", cfg.task, d(description="first episode's task ('' = by seed)", read_only=True))
         over = {k: self.get_parameter(k).value for k in ("rate_hz", "camera_hz", "depth_encoding", "seed", "task")}
-        self.cfg = cfg = from_dict(SimNodeConfig, {**to_dict(cfg), **over})
+        self.cfg = cfg = override(cfg, over)
         self.joint_names, self.finger_names = JOINT_NAMES, FINGER_NAMES
         self.rgb_pub = self.create_publisher(Image, cfg.rgb_topic, qos.SENSOR)
         self.depth_pub = self.create_publisher(Image, cfg.depth_topic, qos.SENSOR)
@@ -172,7 +173,7 @@ class SimNode(Node):
             if not np.all(np.isfinite(p)):
                 raise ValueError(f"pose is not finite: {p.tolist()}")
             norm = float(np.linalg.norm(p[3:]))
-            if abs(norm - 1.0) > 1e-2:
+            if abs(norm - 1.0) > UNIT_QUAT_TOL:
                 raise ValueError(f"orientation is not a unit quaternion (norm {norm:.4f})")
             with self.lock:
                 self._target = (p[:3], p[3:] / norm)

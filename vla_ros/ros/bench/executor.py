@@ -8,11 +8,10 @@ import time
 import numpy as np
 
 from vla_ros.bench.stats import figure, scalar
-from vla_ros.core.config import from_dict, to_dict
+from vla_ros.core.config import from_dict, override
+from vla_ros.core.constants import TOOL_DOWN_QUAT_XYZW
 from vla_ros.core.executor import Executor, ExecutorConfig
 from vla_ros.core.types import ActionChunk
-
-DOWN = np.array([1.0, 0.0, 0.0, 0.0])
 
 
 def _chunk(stamp: float, x0: float, step_m: float, horizon: int, dt: float, seq: int, offset_m: float = 0.0
@@ -20,7 +19,7 @@ def _chunk(stamp: float, x0: float, step_m: float, horizon: int, dt: float, seq:
     x = x0 + offset_m + step_m * np.arange(1, horizon + 1)
     pos = np.stack([x, np.zeros(horizon), np.full(horizon, 0.3)], -1)[:, None]
     return ActionChunk(stamp_s=stamp, dt_s=dt, frame_id="base", arm_names=["arm"], position_m=pos,
-                       quat_xyzw=np.tile(DOWN, (horizon, 1, 1)), gripper=np.ones((horizon, 1)), seq=seq)
+                       quat_xyzw=np.tile(TOOL_DOWN_QUAT_XYZW, (horizon, 1, 1)), gripper=np.ones((horizon, 1)), seq=seq)
 
 
 def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]:
@@ -32,10 +31,10 @@ def rate_and_jitter(rate_hz: float, seconds: float) -> tuple[float, list[float]]
     from vla_ros.msg import ActionChunk as ActionChunkMsg
     from vla_ros.ros.chunk_msg import chunk_to_msg
     from vla_ros.ros.nodes.executor_node import ExecutorNode
-    from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
+    from vla_ros.runtime_config import load_runtime_config
 
     base = load_runtime_config("franka")
-    cfg = from_dict(RuntimeConfig, {**to_dict(base), "executor": {**to_dict(base.executor), "rate_hz": rate_hz}})
+    cfg = override(base, {"executor": {"rate_hz": rate_hz}})
     ctx = Context()
     rclpy.init(context=ctx)
     try:

@@ -1,4 +1,5 @@
-"""Self-describing checkpoints: model.safetensors + config.yaml + norm_stats.json (+ tokenizer.json).
+"""Self-describing checkpoints: model.safetensors + config.yaml + norm_stats.json (+ tokenizer.json), and
+`load_policy`, which also takes a released checkpoint in its reference layout (through the method's loader).
 
 Loading rebuilds the model from the folder alone and checks that the pieces agree: a missing file, every
 missing or unexpected weight, a shape mismatch, norm stats of the wrong size, or a tokenizer that is absent
@@ -20,6 +21,7 @@ from vla_ros.core.constants import CKPT_CONFIG, CKPT_NORM_STATS, CKPT_TOKENIZER,
 from vla_ros.core.normalize import NormStats, NormStatsError
 from vla_ros.policies.base import Policy
 from vla_ros.policies.config import PolicyConfig
+from vla_ros.policies.factory import make_policy, released_loader
 
 FORMAT = "vla_ros/1"
 
@@ -96,8 +98,7 @@ def read_norm_stats(directory: str | Path, cfg: PolicyConfig) -> NormStats | Non
 
 
 def load_checkpoint(directory: str | Path, device: str = "cpu") -> Policy:
-    from vla_ros.policies.factory import make_policy
-
+    """A vla_ros checkpoint folder -> its policy on `device` (eval mode); every mismatch is a CheckpointError."""
     d = Path(directory)
     cfg = read_config(d)
     policy = make_policy(cfg, read_norm_stats(d, cfg), external_weights=False)
@@ -139,3 +140,16 @@ def _check_tokenizer(d: Path, policy: Policy) -> None:
     diff = grid.mismatch(saved)
     if diff:
         raise CheckpointError(f"{path} does not match method_args.grid in {d / CKPT_CONFIG}: {diff}")
+
+
+def load_policy(directory: str | Path, device: str = "cpu", options: dict | None = None) -> Policy:
+    """Rebuild a policy from a checkpoint folder alone (weights, config, norm stats, tokenizer), or from a
+    released checkpoint in its reference layout. `options` are the released loader's (e.g. `unnorm_key`,
+    `dtype`); a vla_ros checkpoint takes none."""
+    loader = released_loader(directory)
+    if loader is not None:
+        return loader.load_released(Path(directory), device, dict(options or {}))
+    if options:
+        raise ConfigError(f"policy.load_options: {sorted(options)} apply to released checkpoints only; "
+                          f"{directory} is a vla_ros checkpoint folder")
+    return load_checkpoint(directory, device)

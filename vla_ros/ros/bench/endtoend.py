@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from vla_ros.bench.stats import figure, scalar
+from vla_ros.core.constants import TINY_METHODS
 
-METHODS = ("baseline", "falcon", "spatial_forcing", "spatialvla_legacy")  # the tiny trainable look-alikes
 STAGES = ("obs_age_at_pick", "assemble", "preprocess", "forward", "postprocess", "publish")
 
 
@@ -78,6 +78,6 @@ def one_method(method: str, seconds: float) -> dict:
 
 def run(device: str = "cpu", quick: bool = False) -> dict:
     out = {}
-    for m in METHODS:
+    for m in TINY_METHODS:
         out.update(one_method(m, 4.0 if quick else 12.0))
     return out

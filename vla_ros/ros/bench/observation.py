@@ -26,8 +26,7 @@ def dds_assembly(repeats: int) -> list[float]:
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
-    from vla_ros.core.config import from_dict
-    from vla_ros.core.sync import ObservationConfig
+    from vla_ros.core.config import override
     from vla_ros.ros.observation_frontend import ObservationFrontend
     from vla_ros.ros.synthetic_robot import SyntheticRobot
     from vla_ros.runtime_config import load_runtime_config
@@ -38,8 +37,8 @@ def dds_assembly(repeats: int) -> list[float]:
     try:
         node = rclpy.create_node("bench_obs", context=ctx)
         robot_node = rclpy.create_node("bench_robot", context=ctx)
-        obs_cfg = from_dict(ObservationConfig, {**cfg.observation.__dict__, "cameras": [cfg.observation.cameras[0]],
-                                                "ee_pose_topic": "", "require_instruction": False})
+        obs_cfg = override(cfg.observation, {"cameras": [cfg.observation.cameras[0]], "ee_pose_topic": "",
+                                             "require_instruction": False})
         frontend = ObservationFrontend(node, obs_cfg, use_tf=False)
         robot = SyntheticRobot(robot_node, cfg, size=(480, 640))
         ex = SingleThreadedExecutor(context=ctx)
