@@ -126,3 +126,22 @@ def test_custom_type_from_msg_folder(tmp_path):
     with Bag(tmp_path / "bag", [tmp_path / "defs"]) as b:
         (_, _, m), = list(b.messages())
     assert m.x == 0.25 and m.gripper == 0.04
+
+
+def test_rclpy_padded_cdr_deserializes_and_garbage_does_not():
+    """`ros2 bag record` stores rclpy's bytes as they came; rclpy pads a JointState with empty velocity and effort
+    beyond the 3 bytes rosbags accepts, and such /joint_states must not be dropped when the bag is read."""
+    from rclpy.serialization import serialize_message
+    from rosbags.typesys import Stores, get_typestore
+    from sensor_msgs.msg import JointState
+
+    from vla_ros.data.bags import MAX_CDR_PADDING, deserialize_cdr
+
+    store = get_typestore(Stores.LATEST)
+    m = JointState()
+    m.name, m.position = ["j1", "j2"], [0.1, 0.2]
+    raw = serialize_message(m)
+    msg = deserialize_cdr(store, raw, "sensor_msgs/msg/JointState")
+    assert list(msg.name) == ["j1", "j2"] and list(msg.position) == [0.1, 0.2] and len(msg.velocity) == 0
+    with pytest.raises(ValueError, match="bytes after the last field"):
+        deserialize_cdr(store, raw + bytes(MAX_CDR_PADDING + 1), "sensor_msgs/msg/JointState")

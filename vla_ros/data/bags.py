@@ -387,7 +387,7 @@ class Bag:
         bad: dict[str, int] = {}
         for topic, msgtype, t, data in self.raw(wanted):
             try:
-                msg = self.store.deserialize_cdr(data, msgtype)
+                msg = deserialize_cdr(self.store, data, msgtype)
             except Exception:
                 bad[topic] = bad.get(topic, 0) + 1
                 continue
@@ -402,6 +402,26 @@ class Bag:
         for topic, _, t, _ in self.raw():
             infos[topic].stamps_ns.append(t)
         return infos
+
+
+MAX_CDR_PADDING = 8  # trailing bytes a serializer may add after the last field (rclpy adds up to 7)
+
+
+def deserialize_cdr(store, data: bytes | memoryview, msgtype: str):
+    """The message in CDR `data`. rosbags refuses more than 3 bytes after the last field, but rclpy's serializer
+    pads some messages further (e.g. a JointState with empty velocity and effort gets 4 more bytes), and
+    `ros2 bag record` stores those bytes as they came; up to MAX_CDR_PADDING trailing bytes are accepted here."""
+    try:
+        return store.deserialize_cdr(data, msgtype)
+    except Exception as exc:
+        if "size mismatch" not in str(exc) or len(data) < 4:
+            raise
+    msgdef = store.get_msgdef(msgtype)
+    func = msgdef.deserialize_cdr_le if bool(data[1]) else msgdef.deserialize_cdr_be
+    msg, pos = func(memoryview(data)[4:], 0, msgdef.cls, store)
+    if len(data) - 4 - pos > MAX_CDR_PADDING:
+        raise ValueError(f"{msgtype}: {len(data) - 4 - pos} bytes after the last field")
+    return msg
 
 
 def _read_metadata(path: Path) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import is_dataclass
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from vla_ros.data.bags import Bag
+from vla_ros.data.bags import Bag, deserialize_cdr
 
 LATCHED_TOPICS = ("/tf_static",)
 
@@ -80,7 +80,7 @@ class BagReplayer:
                         else:
                             time.sleep(max(0.0, min(0.005, due - time.monotonic())))
                     if self.restamp:
-                        msg = bag.store.deserialize_cdr(raw, msgtype)
+                        msg = deserialize_cdr(bag.store, raw, msgtype)
                         _shift(msg, offset)
                         raw = bytes(bag.store.serialize_cdr(msg, msgtype))
                     self.pubs[topic].publish(bytes(raw))
