@@ -1,4 +1,5 @@
-"""Record -> bag-info -> eval-bag -> export-dataset -> train loads it (both storages)."""
+"""Record -> bag-info -> eval-bag -> export-dataset -> train loads it (both storages); pi0 + Spatial Forcing
+fine-tuned on the exported bags and run on their observations."""
 import json
 import subprocess
 import sys
@@ -66,3 +67,21 @@ def test_round_trip(tmp_path):
 
     policy = load_policy(tmp_path / "run" / "checkpoint")
     assert policy.norm_stats.dim("proprio") == 7
+    # the issue's user story for pi0: fine-tune with Spatial Forcing on the exported bags, then run the result on
+    # the bag's observations (the same observation path as on the robot)
+    from vla_ros.policies.factory import tiny_config
+
+    args = {**tiny_config("pi0").method_args}
+    args["spatial_forcing"] = {**args["spatial_forcing"], "enabled": True}
+    pi0_cfg = {"policy": {"method": "pi0", "proprio_dim": 7, "horizon": 4, "action_reference": "absolute",
+                          "method_args": args},
+               "dataset": str(tmp_path / "ds"), "out": str(tmp_path / "pi0"), "steps": 3, "batch_size": 4,
+               "eval_every": 3, "ckpt_every": 3}
+    (tmp_path / "pi0.yaml").write_text(yaml.safe_dump(pi0_cfg))
+    result = json.loads(cli("train", "--config", str(tmp_path / "pi0.yaml"), "--no-progress").splitlines()[-1])
+    assert result["step"] == 3 and "align_loss" in result and np.isfinite(result["val_loss"])
+    cli("eval-bag", bags[1], "--config", "franka", "--checkpoint", str(tmp_path / "pi0" / "checkpoint"), "--out",
+        str(tmp_path / "eval_pi0"), "--no-progress")
+    report = json.loads((tmp_path / "eval_pi0" / "report.json").read_text())["runs"]
+    run = next(iter(report.values()))
+    assert run["frames"] == 15 and run["arms"]["arm"]["scored_steps"] > 0
