@@ -31,7 +31,7 @@ ROWS = [
     Row("FALCON, RGB-D", "sim_falcon", "rgbd", "FALCON trained and tested RGB-only"),
     Row("FALCON, RGB-D + pose", "sim_falcon", "rgbd_pose", "FALCON trained and tested RGB-only"),
     Row("FALCON trained with depth, tested RGB-only", "sim_falcon", "rgb", "FALCON trained and tested RGB-only"),
-    Row("Spatial Forcing on the baseline (RGB at inference)", "sim_spatial_forcing", "rgb", "baseline, RGB"),
+    Row("Spatial Forcing (RGB at inference)", "sim_spatial_forcing", "rgb", "baseline, RGB"),
     Row("SpatialVLA, sensor depth", "sim_spatialvla", "rgbd", "baseline, RGB"),
     Row("pi0, RGB", "sim_pi0", "rgb"),
     Row("pi0 + Spatial Forcing (RGB at inference)", "sim_pi0_sf", "rgb", "pi0, RGB"),
