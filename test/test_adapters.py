@@ -36,6 +36,11 @@ def test_every_robot_yaml_loads_with_its_adapters_settings(path):
     ("franka", {"close_below": 0.9}, r"adapter\.settings\.close_below: need 0 <= close_below < open_above"),
     ("franka", {"grasp_force_n": -1.0}, r"adapter\.settings\.grasp_force_n: must be in \[0.0, 200.0\]"),
     ("agilex", 3, r"adapter\.settings: expected a mapping of PiperSettings"),
+    ("widowx", {"gripper_open": float("nan")}, r"adapter\.settings\.gripper_open: .*must be finite"),
+    ("widowx", {"group": " "}, r"adapter\.settings\.group: .*group name is required"),
+    ("franka", {"gripper_open_width_m": 0.0}, r"adapter\.settings\.gripper_open_width_m: must be in"),
+    ("franka", {"gripper_speed_m_s": 0.0}, r"adapter\.settings\.gripper_speed_m_s: must be in"),
+    ("agilex", {"gripper_open_width_m": 0.0}, r"adapter\.settings\.gripper_open_width_m: must be in"),
 ])
 def test_bad_settings_are_named(robot, section, message):
     d = to_dict(load_runtime_config(robot))
@@ -61,6 +66,15 @@ def test_chunk_topic_mismatch_is_named():
         from_dict(RuntimeConfig, d)
     d["policy"]["chunk_topic"] = "/other/action_chunk"  # both moved together: fine
     assert from_dict(RuntimeConfig, d).executor.chunk_topic == "/other/action_chunk"
+
+
+@pytest.mark.parametrize("robot,topics", [("franka", []), ("franka", ["/g1", "/g2"]), ("widowx", [])])
+def test_gripper_topics_must_fit_the_robot_and_its_arms(robot, topics):
+    """Franka: one gripper action namespace per arm (else an arm's gripper is never commanded); WidowX: one."""
+    d = to_dict(load_runtime_config(robot))
+    d["adapter"]["gripper_topics"] = topics
+    with pytest.raises(ConfigError, match=rf"adapter\.gripper_topics: .*{robot} with 1 arm\(s\) needs 1"):
+        from_dict(RuntimeConfig, d)
 
 
 def test_config_leaves_carry_units_ranges_and_choices():

@@ -79,6 +79,11 @@ class RuntimeConfig:
               f"must equal policy.chunk_topic {self.policy.chunk_topic!r} (the executor would receive no chunk)")
         check(len(self.adapter.command_topics) == len(self.executor.arm_names), "adapter.command_topics",
               self.adapter.command_topics, f"need one per arm {self.executor.arm_names}")
+        from vla_ros.adapters.registry import adapter_class
+
+        n = adapter_class(self.adapter.robot).gripper_topics_needed(len(self.executor.arm_names))
+        check(n is None or len(self.adapter.gripper_topics) == n, "adapter.gripper_topics", self.adapter.gripper_topics,
+              f"{self.adapter.robot} with {len(self.executor.arm_names)} arm(s) needs {n}")
 
 
 def resolve_config_path(name_or_path: str) -> Path:

@@ -118,6 +118,11 @@ class RobotAdapter:
         raise NotImplementedError
 
     @classmethod
+    def gripper_topics_needed(cls, n_arms: int) -> int | None:
+        """How many `adapter.gripper_topics` this robot uses with `n_arms` arms (None: the list is not read)."""
+        return None
+
+    @classmethod
     def demo_target(cls, t_s: float, seconds: float, n_arms: int) -> Target:
         """A slow sweep within reach, `t_s` into a recording `seconds` long (bags written without a robot); the
         grippers close half way through."""

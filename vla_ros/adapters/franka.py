@@ -24,9 +24,9 @@ class FrankaSettings(HysteresisSettings):
     grasp_force_n, gripper_speed_m_s, grasp_epsilon_m: Grasp goal fields (speed also Move's).
     """
 
-    gripper_open_width_m: float = bounded(0.08, 0.0, 0.3)
+    gripper_open_width_m: float = bounded(0.08, 1e-3, 0.3)
     grasp_force_n: float = bounded(20.0, 0.0, 200.0)
-    gripper_speed_m_s: float = bounded(0.1, 0.0, 1.0)
+    gripper_speed_m_s: float = bounded(0.1, 1e-3, 1.0)
     grasp_epsilon_m: float = bounded(0.08, 0.0, 0.3)
 
     def __post_init__(self):
@@ -37,6 +37,10 @@ class FrankaSettings(HysteresisSettings):
 @register("franka")
 class FrankaAdapter(RobotAdapter):
     Settings = FrankaSettings
+
+    @classmethod
+    def gripper_topics_needed(cls, n_arms: int) -> int:
+        return n_arms  # one franka_gripper action namespace per arm
 
     def __init__(self, cfg):
         super().__init__(cfg)

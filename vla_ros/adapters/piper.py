@@ -25,7 +25,7 @@ class PiperSettings:
     position_scale / angle_unit: driver units (1.0 and "rad" for piper_ros; some drivers use mm (1000) / deg).
     """
 
-    gripper_open_width_m: float = bounded(0.08, 0.0, 0.3)
+    gripper_open_width_m: float = bounded(0.08, 1e-3, 0.3)
     position_scale: float = bounded(1.0, 1e-6, 1e6, unit="driver position units per m")
     angle_unit: Literal["rad", "deg"] = "rad"
 

@@ -8,6 +8,7 @@ squares on the space Jacobian, warm-started from the previous solution. Streamin
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,8 +106,11 @@ class WidowXSettings(HysteresisSettings):
 
     def __post_init__(self):
         super().__post_init__()
+        for name in ("gripper_open", "gripper_closed"):
+            check(math.isfinite(getattr(self, name)), name, getattr(self, name), "must be finite")
         check(self.gripper_open != self.gripper_closed, "gripper_open", self.gripper_open,
               "must differ from gripper_closed")
+        check(bool(self.group.strip()), "group", self.group, "the arm's JointGroupCommand group name is required")
 
 
 @register("widowx")
@@ -117,6 +121,10 @@ class WidowXAdapter(RobotAdapter):
     Settings = WidowXSettings
     rest_quat_xyzw = (0.0, 0.0, 0.0, 1.0)  # the wx250s tool pointing forward (its identity orientation)
     gripper_in_commands = True
+
+    @classmethod
+    def gripper_topics_needed(cls, n_arms: int) -> int:
+        return 1  # the one JointSingleCommand topic
 
     def __init__(self, cfg):
         super().__init__(cfg)
