@@ -60,10 +60,10 @@ class FalconReferencePolicy(Policy):
         backbone, self.tokenizer = _backbone_and_tokenizer(config, args, external_weights)
         self.model = FalconReferenceModel(backbone, args, args_all.esm, config.horizon)
         self.rng = np.random.default_rng()
-        # what the ESM can be given (and a chunk reports): depth / pose only where a fraction of frames gets them
-        self.INPUTS = ("rgb",) + (("depth",) if args.use_esm and (args.depth_gt_pt > 0 or args.esm_gt == "random")
-                                  else ()) + (("pose",) if args.use_esm and (args.camera_gt_pt > 0 or
-                                                                             args.esm_gt == "random") else ())
+        # what the ESM is given at inference (and a chunk reports): depth / pose only where a fraction of frames
+        # gets them (esm_gt's random draw is training-only)
+        self.INPUTS = ("rgb",) + (("depth",) if args.use_esm and args.depth_gt_pt > 0 else ()) + \
+            (("pose",) if args.use_esm and args.camera_gt_pt > 0 else ())
         self._frames: list[torch.Tensor] = []  # the LSTM's ESM frame buffer
         if args.use_esm and args_all.esm_checkpoint and external_weights:  # the esm-1b folder or a file
             from vla_ros.policies.falcon.loading_falcon import check_esm_folder, load_state_strict, read_esm_state
