@@ -183,3 +183,25 @@ def test_future_stamped_sources_are_refused_by_name():
     b.add_joint_state(10.05, [0, 0])
     b.add_image("front", 10.05, RGB)
     assert b.assemble(now_s=10.0).valid
+
+
+def test_the_feed_names_bad_input_and_keeps_nothing_of_it():
+    """An unknown camera, joints without configured joint_names and a malformed pose are ValueErrors that name
+    the input (the bag reader skips exactly those), and a refused image leaves no trace; (arms, 7) poses are fine."""
+    from vla_ros.core.observation_feed import ObservationFeed
+
+    feed = ObservationFeed(from_dict(ObservationConfig, {"cameras": [{"name": "front"}], "ee_pose_topic": "/p"}))
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="camera 'side': not in the observation config; cameras: \\['front'\\]"):
+        feed.add_image("side", 1.0, rgb, "side_optical")
+    assert "side" not in feed.frames
+    with pytest.raises(ValueError, match="names no joint_names"):
+        feed.add_joint_state(1.0, ["j1"], [0.0])
+    two_arms = np.array([[0.3, 0.2, 0.4, 0, 0, 0, 1.0], [0.3, -0.2, 0.4, 1.0, 0, 0, 0]])
+    feed.add_ee_pose(1.0, two_arms)
+    bad = two_arms.copy()
+    bad[1, 3:] = [0.5, 0, 0, 0.5]
+    with pytest.raises(ValueError, match="not a unit quaternion"):
+        feed.add_ee_pose(1.0, bad)
+    with pytest.raises(ValueError, match="got shape \\(6,\\)"):
+        feed.add_ee_pose(1.0, np.zeros(6))

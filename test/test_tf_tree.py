@@ -53,3 +53,31 @@ def test_calibration_yaml(tmp_path):
     p.write_text("cameras:\n  front:\n    translation: [0.5, 0, 0.6]\n")
     with pytest.raises(ConfigError, match="translation"):
         load_calibration(p)
+
+
+def test_lookups_while_a_tf_callback_adds_frames():
+    """A tf callback thread adds frames while the policy worker looks transforms up: no 'dictionary changed size
+    during iteration' escapes (it is not a TransformError, so it would abort the assembly)."""
+    import threading
+
+    tree = TransformTree()
+    tree.set_transform("base", "cam", np.eye(4), None)
+    errors, done = [], threading.Event()
+
+    def writer():
+        for i in range(20000):
+            tree.set_transform("base", f"f{i}", np.eye(4), float(i))
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while not done.is_set():
+            try:
+                tree.lookup("base", "cam")
+            except RuntimeError as exc:
+                errors.append(exc)
+                break
+    finally:
+        t.join()
+    assert not errors, errors

@@ -60,12 +60,15 @@ def pose_fields_to_array(pose) -> np.ndarray:
 
 
 def check_ee_pose(pose: np.ndarray) -> None:
-    """ValueError unless `pose` (7,) is finite with a unit quaternion (within UNIT_QUAT_TOL)."""
+    """ValueError unless `pose` (7,) or (arms, 7) is finite with unit quaternions (within UNIT_QUAT_TOL)."""
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape[-1:] != (7,):
+        raise ValueError(f"pose: expected (7,) or (arms, 7) xyz + quaternion xyzw, got shape {pose.shape}")
     if not np.isfinite(pose).all():
         raise ValueError("pose: non-finite end-effector pose")
-    norm = math.sqrt(float(np.sum(pose[3:] ** 2)))
-    if abs(norm - 1.0) > UNIT_QUAT_TOL:
-        raise ValueError(f"pose.orientation: not a unit quaternion (norm {norm:.3f})")
+    norm = np.linalg.norm(pose[..., 3:], axis=-1)
+    if np.any(np.abs(norm - 1.0) > UNIT_QUAT_TOL):
+        raise ValueError(f"pose.orientation: not a unit quaternion (norm {float(np.ravel(norm)[0]):.3f})")
 
 
 class ObservationFeed:
@@ -148,23 +151,30 @@ class ObservationFeed:
         self.add_depth(camera, header_stamp_s(msg.header), depth_m, valid)
 
     # --- plain values -------------------------------------------------------------------------------
+    def _camera(self, camera: str) -> str:
+        if camera not in self.frames:
+            raise ValueError(f"camera {camera!r}: not in the observation config; cameras: {sorted(self.frames)}")
+        return camera
+
     def add_image(self, camera: str, stamp: float, rgb: np.ndarray, frame_id: str = "") -> None:
         """(H, W, 3) uint8 RGB; `frame_id` names the camera's frame when the config does not."""
-        if not self.frames.get(camera):
-            self.frames[camera] = frame_id
         with self._lock:
-            self.assembler.add_image(camera, stamp, rgb)
+            self.assembler.add_image(self._camera(camera), stamp, rgb)
+        if not self.frames.get(camera):  # recorded once the image is accepted
+            self.frames[camera] = frame_id
 
     def add_depth(self, camera: str, stamp: float, depth_m: np.ndarray, valid: np.ndarray | None = None) -> None:
         with self._lock:
-            self.assembler.add_depth(camera, stamp, depth_m, valid)
+            self.assembler.add_depth(self._camera(camera), stamp, depth_m, valid)
 
     def add_camera_info(self, camera: str, intrinsics: Intrinsics) -> None:
         with self._lock:
-            self.assembler.add_camera_info(camera, intrinsics)
+            self.assembler.add_camera_info(self._camera(camera), intrinsics)
 
     def add_joint_state(self, stamp: float, names, positions) -> None:
         """Positions named `names`, mapped into the configured joint order (missing or NaN joints are named)."""
+        if self.joints is None:
+            raise ValueError("joint state: the observation config names no joint_names")
         q = self.joints.map(names, positions)
         with self._lock:
             self.assembler.add_joint_state(stamp, q)

@@ -8,6 +8,7 @@ never a silent identity fallback.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,17 +28,22 @@ class _Edge:
 
 
 class TransformTree:
+    """Thread-safe: a tf callback may set transforms while another thread looks them up."""
+
     def __init__(self):
         self._edges: dict[str, _Edge] = {}  # child -> edge to its parent
+        self._lock = threading.RLock()
 
     def set_transform(self, parent: str, child: str, T_parent_child: np.ndarray, stamp_s: float | None) -> None:
         parent, child = parent.lstrip("/"), child.lstrip("/")
         if parent == child:
             raise TransformError(f"transform {parent} -> {child}: a frame cannot be its own parent")
-        old = self._edges.get(child)
-        if old is not None and stamp_s is not None and old.stamp_s is not None and stamp_s < old.stamp_s:
-            return  # out-of-order dynamic transform: keep the newer one
-        self._edges[child] = _Edge(parent, np.asarray(T_parent_child, dtype=np.float64), stamp_s)
+        edge = _Edge(parent, np.asarray(T_parent_child, dtype=np.float64), stamp_s)
+        with self._lock:
+            old = self._edges.get(child)
+            if old is not None and stamp_s is not None and old.stamp_s is not None and stamp_s < old.stamp_s:
+                return  # out-of-order dynamic transform: keep the newer one
+            self._edges[child] = edge
 
     def set_from_message(self, msg, static: bool) -> list[str]:
         """Every transform of a tf2_msgs/TFMessage (rclpy's or rosbags' fields), `static` for /tf_static; a
@@ -57,10 +63,12 @@ class TransformTree:
         return dropped
 
     def remove_frame(self, child: str) -> None:
-        self._edges.pop(child.lstrip("/"), None)
+        with self._lock:
+            self._edges.pop(child.lstrip("/"), None)
 
     def frames(self) -> set[str]:
-        return set(self._edges) | {e.parent for e in self._edges.values()}
+        with self._lock:
+            return set(self._edges) | {e.parent for e in self._edges.values()}
 
     def _chain(self, frame: str) -> list[str]:
         chain, seen = [frame], {frame}
@@ -75,7 +83,11 @@ class TransformTree:
     def lookup(self, target: str, source: str, now_s: float | None = None, max_age_s: float = math.inf
                ) -> tuple[np.ndarray, float | None]:
         """T_target_source and the oldest dynamic stamp used (None if all static)."""
-        target, source = target.lstrip("/"), source.lstrip("/")
+        with self._lock:
+            return self._lookup(target.lstrip("/"), source.lstrip("/"), now_s, max_age_s)
+
+    def _lookup(self, target: str, source: str, now_s: float | None, max_age_s: float
+                ) -> tuple[np.ndarray, float | None]:
         if target == source:
             return np.eye(4), None
         known = self.frames()
