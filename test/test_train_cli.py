@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,3 +110,18 @@ def test_init_from_fine_tunes_a_checkpoint_and_names_a_config_mismatch(tmp_path)
     out = subprocess.run([sys.executable, "-m", "vla_ros.cli", "train", "--config", str(cfg), "--no-progress"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "policy.horizon" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_tokenizer_fit_leaves_padded_steps_out():
+    """The steps padded past an episode's end repeat its last action; a grid or statistics fitted with them
+    would weigh episode ends too much."""
+    import torch
+
+    from vla_ros.training.trainer import _actions_for_fit
+
+    action = torch.arange(2 * 4 * 7, dtype=torch.float32).reshape(2, 4, 1, 7)
+    pad = torch.tensor([[False, False, True, True], [False, False, False, True]])
+    batch = {"action": action, "action_pad": pad}
+    rows = _actions_for_fit([batch], lambda: iter([batch] * 2), n_batches=2)
+    assert rows.shape == (3 * 5, 7)  # 5 real steps per batch, 3 batches (2 training + 1 validation)
+    np.testing.assert_array_equal(rows[:5], action[~pad].reshape(-1, 7).numpy())

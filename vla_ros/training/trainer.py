@@ -325,6 +325,22 @@ def evaluate(policy, batches: list[dict], device) -> dict[str, float]:
 
 
 def _actions_for_fit(val, train_iter, n_batches: int = 8) -> np.ndarray:
-    it = train_iter()
-    acts = [next(it)["action"] for _ in range(n_batches)] + [b["action"] for b in val]
-    return torch.cat([a.reshape(-1, a.shape[-2] * a.shape[-1]) for a in acts]).numpy()
+    """(steps, arms * 7) actions to fit a tokenizer or statistics to: `n_batches` training batches and the
+    validation batches, padded steps left out. Under DDP rank 0 draws them and every rank gets the same, so
+    every rank fits the same grid (each rank's loader sees another shard)."""
+    acts = None
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        it = train_iter()
+        batches = [next(it) for _ in range(n_batches)] + list(val)
+        rows = []
+        for b in batches:
+            a = b["action"]
+            pad = b.get("action_pad")
+            steps = a[~pad.bool()] if pad is not None else a.reshape(-1, *a.shape[-2:])  # (n, arms, 7)
+            rows.append(steps.reshape(-1, a.shape[-2] * a.shape[-1]))
+        acts = torch.cat(rows).numpy()
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        box = [acts]
+        torch.distributed.broadcast_object_list(box, src=0)
+        acts = box[0]
+    return acts
