@@ -31,13 +31,24 @@ def test_rows_are_paired_only_on_the_same_seeds():
 
 
 def test_a_cached_row_is_reused_only_when_nothing_changed():
+    from vla_ros.sim.ablation import EVAL_VERSION, markdown_table, row_key
+
     row = Row("r", "sim_x", "rgb")
-    old = [{"row": "r", "checkpoint": "sim_x", "modalities": "rgb", "checkpoint_sha": "abc", "episodes_per_task": 20,
-            "seed": 7}]
-    assert _cached(old, row, "abc", 20, 7) is old[0]
-    assert _cached(old, row, "abd", 20, 7) is None  # retrained
-    assert _cached(old, row, "abc", 50, 7) is None  # more episodes
-    assert _cached(old, Row("r", "sim_x", "rgbd"), "abc", 20, 7) is None
+    key = row_key(row, "abc", "cfg1", ["t"], 20, 7)
+    old = [{"row": "r", **key}]
+    assert _cached(old, "r", key) is old[0]
+    for changed in (row_key(row, "abd", "cfg1", ["t"], 20, 7),  # retrained
+                    row_key(row, "abc", "cfg2", ["t"], 20, 7),  # executor / safety settings changed
+                    row_key(row, "abc", "cfg1", ["t", "u"], 20, 7),  # another task list
+                    row_key(row, "abc", "cfg1", ["t"], 50, 7),  # more episodes
+                    row_key(Row("r", "sim_x", "rgbd"), "abc", "cfg1", ["t"], 20, 7)):
+        assert _cached(old, "r", changed) is None
+    assert _cached([{**old[0], "eval_version": EVAL_VERSION - 1}], "r", key) is None  # the simulator code changed
+    cell = {"successes": 1, "episodes": 2, "success_rate": 0.5, "ci95": [0.1, 0.9]}
+    stale = {"row": "r", "per_task": {"t": cell}, "overall": cell, "evaluated_at": "fbf61e2"}
+    table = markdown_table([stale, {**stale, "row": "s", "eval_version": EVAL_VERSION}], ["t", "u"])
+    assert "| r | 1/2 (50%, [10, 90]) | - | 1/2 (50%, [10, 90]) | earlier code (fbf61e2) |" in table
+    assert "| this version |" in table
 
 
 def test_convergence_counts_the_steps_to_the_plain_runs_final_loss():

@@ -2,8 +2,11 @@
 same seeded episodes of every task (in-process loop, see closed_loop.py), success with a 95% interval, and each
 spatial row paired with its own non-spatial row on those same seeds (exact McNemar test).
 
-Rows are cached in `ablation.json`: a row whose checkpoint weights (sha256), modalities, episodes and seed are
-unchanged is not run again, so the table can be built over several runs (`--rows` picks some).
+Rows are cached in `ablation.json` under a key of everything that decides the outcome: the checkpoint folder's
+weights, config and norm stats (sha256), the runtime config, the tasks, episodes, seed and modalities, and
+EVAL_VERSION (raised whenever the simulator, executor, safety or adapter code changes what an episode does). A
+row whose key is unchanged is not run again, so the table can be built over several runs (`--rows` runs some);
+a row kept from an earlier key is shown with the version it was evaluated with, never silently reused.
 """
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
+from vla_ros.core.config import to_dict
 from vla_ros.sim.checkpoints import ROOT
+
+EVAL_VERSION = 2  # 2: per-episode torch seed, ObservationFeed in the simulator, the clamp fix (1: fbf61e2)
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,26 @@ ROWS = [
 ]
 
 
+CHECKPOINT_FILES = ("model.safetensors", "config.yaml", "norm_stats.json", "tokenizer.json")
+
+
 def weights_sha(folder: str | Path) -> str:
+    """sha256 (16 hex) of what loading the checkpoint reads: weights, config, norm stats, tokenizer."""
     h = hashlib.sha256()
-    with open(Path(folder) / "model.safetensors", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for name in CHECKPOINT_FILES:
+        path = Path(folder) / name
+        if path.is_file():
+            h.update(name.encode())
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
     return h.hexdigest()[:16]
+
+
+def row_key(row: Row, sha: str, runtime_sha: str, tasks, episodes_per_task: int, seed: int) -> dict:
+    return {"checkpoint": row.checkpoint, "modalities": row.modalities, "checkpoint_sha": sha,
+            "runtime_sha": runtime_sha, "tasks": list(tasks), "episodes_per_task": episodes_per_task, "seed": seed,
+            "eval_version": EVAL_VERSION}
 
 
 def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
@@ -58,11 +78,9 @@ def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
     return {"only_this": only_a, "only_other": only_b, "p_value": p}
 
 
-def _cached(old: list[dict], row: Row, sha: str, episodes_per_task: int, seed: int) -> dict | None:
+def _cached(old: list[dict], label: str, key: dict) -> dict | None:
     for r in old:
-        if (r.get("row"), r.get("checkpoint"), r.get("modalities"), r.get("checkpoint_sha"),
-                r.get("episodes_per_task"), r.get("seed")) == (row.label, row.checkpoint, row.modalities, sha,
-                                                               episodes_per_task, seed):
+        if r.get("row") == label and all(r.get(k) == v for k, v in key.items()):
             return r
     return None
 
@@ -79,11 +97,13 @@ def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints
     torch.set_num_threads(1)  # batch-1 inference: one thread is as fast and leaves the other core free
     seed = EVAL_SEED_OFFSET if seed is None else seed
     cfg = load_runtime_config("sim_franka")
+    runtime_sha = hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "ablation.json"
     old = json.loads(cache.read_text()) if cache.is_file() else []
-    results = {r["row"]: r for r in old}
+    results = {r["row"]: r for r in old if (Path(checkpoints) / r.get("checkpoint", "") / "model.safetensors"
+                                            ).is_file()}  # a row whose checkpoint is gone is not shown
     env = None
     try:
         for row in rows or ROWS:
@@ -91,16 +111,15 @@ def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints
             if not (folder / "model.safetensors").is_file():
                 print(f"{row.label}: skipped, {folder} has no weights", flush=True)
                 continue
-            sha = weights_sha(folder)
-            hit = _cached(old, row, sha, episodes_per_task, seed)
+            key = row_key(row, weights_sha(folder), runtime_sha, tasks, episodes_per_task, seed)
+            hit = _cached(old, row.label, key)
             if hit is not None:
                 results[row.label] = hit
                 continue
             env = env or SimEnv(SimConfig())
             t0 = time.monotonic()
             r = evaluate(load_policy(folder), cfg, tasks, episodes_per_task, row.modalities, seed, env)
-            r.update({"row": row.label, "checkpoint": row.checkpoint, "checkpoint_sha": sha,
-                      "episodes_per_task": episodes_per_task, "seed": seed, "wall_s": time.monotonic() - t0})
+            r.update({"row": row.label, **key, "wall_s": time.monotonic() - t0})
             results[row.label] = r
             if progress:
                 print(f"{row.label}: {r['overall']['successes']}/{r['overall']['episodes']}", flush=True)
@@ -119,8 +138,11 @@ def _cell(v: dict) -> str:
 
 
 def markdown_table(results: list[dict], tasks) -> str:
-    head = "| variant | " + " | ".join(tasks) + " | all |\n|---|" + "---|" * (len(tasks) + 1) + "\n"
-    rows = [[r["row"], *(_cell(r["per_task"][t]) for t in tasks), _cell(r["overall"])] for r in results]
+    """One line per row; a row evaluated with an earlier EVAL_VERSION says so in its last column."""
+    head = "| variant | " + " | ".join(tasks) + " | all | evaluated |\n|---|" + "---|" * (len(tasks) + 2) + "\n"
+    rows = [[r["row"], *(_cell(r["per_task"][t]) if t in r["per_task"] else "-" for t in tasks), _cell(r["overall"]),
+             "this version" if r.get("eval_version") == EVAL_VERSION else
+             f"earlier code ({r.get('evaluated_at', 'version ' + str(r.get('eval_version', 1)))})"] for r in results]
     return head + "".join("| " + " | ".join(row) + " |\n" for row in rows)
 
 
