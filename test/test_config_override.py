@@ -48,3 +48,17 @@ def test_a_non_mapping_for_a_nested_config_is_named():
         override(cfg, {"executor": 3})
     with pytest.raises(ConfigError, match=r"^RuntimeConfig: expected a mapping of changes"):
         override(cfg, ["executor"])
+
+
+def test_overriding_the_robot_builds_its_own_settings():
+    """Settings belong to a robot: switching robot starts them from the new robot's defaults (plus the changes),
+    instead of merging them into the old robot's section."""
+    from vla_ros.adapters.widowx import WidowXSettings
+
+    adapter = load_runtime_config("franka").adapter
+    moved = override(adapter, {"robot": "widowx", "settings": {"group": "arm2"}})
+    assert isinstance(moved.settings, WidowXSettings) and moved.settings.group == "arm2"
+    assert moved.command_topics == adapter.command_topics  # the rest is kept
+    same = override(adapter, {"robot": "franka", "settings": {"grasp_force_n": 30.0}})
+    assert same.settings.grasp_force_n == 30.0 and same.settings.gripper_open_width_m == \
+        adapter.settings.gripper_open_width_m  # the same robot: a merge, as before

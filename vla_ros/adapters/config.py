@@ -23,6 +23,7 @@ class AdapterConfig:
     gripper_topics: list[str] = field(default_factory=lambda: ["/franka_gripper"])
     settings: Any = None
 
+    OVERRIDE_RESETS: ClassVar[dict[str, tuple[str, ...]]] = {"robot": ("settings",)}  # the robot's own section
     MOVED_KEYS: ClassVar[dict[str, str]] = {  # the flat keys of the layout before `settings`
         **{k: f"settings.{k}" for k in ("close_below", "open_above", "gripper_open_width_m", "grasp_force_n",
                                         "gripper_speed_m_s", "grasp_epsilon_m", "position_scale", "angle_unit")},

@@ -203,6 +203,10 @@ def _override(obj: T, changes: dict, key: str) -> T:
     where = key or cls.__name__
     if not isinstance(changes, dict):
         raise ConfigError(f"{where}: expected a mapping of changes for {cls.__name__}, got {changes!r}")
+    for trigger, dependents in getattr(cls, "OVERRIDE_RESETS", {}).items():
+        if trigger in changes and changes[trigger] != getattr(obj, trigger):  # e.g. another robot: new settings
+            kept = {k: v for k, v in to_dict(obj).items() if k not in dependents}
+            return from_dict(cls, {**kept, **changes}, key)
     hints = typing.get_type_hints(cls)
     fields = _init_fields(cls)
     kwargs = {}
