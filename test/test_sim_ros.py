@@ -142,7 +142,7 @@ def test_target_pose_and_gripper_actions_move_the_robot(rig, spin):
     from franka_msgs.action import Grasp, Move
     from rclpy.action import ActionClient
 
-    from vla_ros.ros.msg_conversions import pose_msg_to_array
+    from vla_ros.core.observation_feed import pose_fields_to_array
 
     sim, probe, ex = rig()
     assert spin(ex, lambda: "pose" in probe.msgs, timeout_s=20.0)
@@ -150,7 +150,7 @@ def test_target_pose_and_gripper_actions_move_the_robot(rig, spin):
 
     def at_goal():
         probe.send_target(goal)
-        return np.linalg.norm(pose_msg_to_array(probe.msgs["pose"].pose)[:3] - goal) < 3e-3
+        return np.linalg.norm(pose_fields_to_array(probe.msgs["pose"].pose)[:3] - goal) < 3e-3
 
     assert spin(ex, at_goal, timeout_s=10.0)
     probe.send_target([0.5, 0.1, 0.2], frame="camera_color_optical_frame")  # wrong frame: rejected, node keeps going

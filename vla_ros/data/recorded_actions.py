@@ -21,6 +21,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from vla_ros.adapters.base import SkipMessage, header_time_s
 from vla_ros.adapters.registry import make_adapter
 from vla_ros.core.constants import UNIT_QUAT_TOL
+from vla_ros.core.observation_feed import pose_fields_to_array
 
 EXECUTOR_TOPIC = "/vla_executor/commanded"
 SOURCES = ("auto", "command", "executor")
@@ -29,11 +30,6 @@ STATE_GRIPPER_LEAD_S = 0.5
 
 class RecordedActionsError(ValueError):
     """The bag has no usable recorded actions for the config; the message names the topics."""
-
-
-def _pose7(p) -> np.ndarray:
-    return np.array([p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y, p.orientation.z,
-                     p.orientation.w], dtype=np.float64)
 
 
 class _Track:
@@ -118,7 +114,7 @@ class RecordedActions:
         elif kind == "pose_array":
             t = header_time_s(msg, t_ns)
             for i, p in enumerate(list(msg.poses)[:len(self.arms)]):
-                self._add_pose(topic, i, t, _pose7(p))
+                self._add_pose(topic, i, t, pose_fields_to_array(p))
         elif kind == "gripper_state":
             width = float(np.sum(np.asarray(msg.position, dtype=np.float64)))
             self.grip[a].add(header_time_s(msg, t_ns),

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from vla_ros.adapters.base import stamp_fields
 from vla_ros.core.camera import Intrinsics, intrinsics_from_fields
-from vla_ros.core.image import array_to_image_fields, compressed_to_array, image_to_array
+from vla_ros.core.image import array_to_image_fields, image_to_array
 from vla_ros.core.transforms import matrix_to_pose, pose_to_matrix
 
 
@@ -15,18 +16,12 @@ def stamp_to_s(stamp) -> float:
 def s_to_stamp(t: float, stamp_type=None):
     if stamp_type is None:
         from builtin_interfaces.msg import Time as stamp_type
-    sec = int(np.floor(t))
-    nanosec = min(int(round((t - sec) * 1e9)), 999_999_999)
-    return stamp_type(sec=sec, nanosec=nanosec)
+    return stamp_type(**stamp_fields(t))
 
 
 def image_msg_to_array(msg) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB, or (H, W) float32 metres for 16UC1/32FC1."""
     return image_to_array(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), msg.data)
-
-
-def compressed_msg_to_array(msg) -> np.ndarray:
-    return compressed_to_array(msg.format, msg.data)
 
 
 def array_to_image_msg(array: np.ndarray, encoding: str, stamp_s: float = 0.0, frame_id: str = ""):
@@ -53,16 +48,6 @@ def intrinsics_to_camera_info_msg(intr: Intrinsics, stamp_s: float = 0.0, frame_
     msg.header.stamp = s_to_stamp(stamp_s)
     msg.header.frame_id = frame_id
     return msg
-
-
-def joint_state_msg_to_fields(msg) -> tuple[float, list[str], np.ndarray]:
-    return stamp_to_s(msg.header.stamp), list(msg.name), np.asarray(msg.position, dtype=np.float64)
-
-
-def pose_msg_to_array(pose) -> np.ndarray:
-    """geometry_msgs/Pose -> (7,) xyz + quaternion xyzw."""
-    p, q = pose.position, pose.orientation
-    return np.array([p.x, p.y, p.z, q.x, q.y, q.z, q.w], dtype=np.float64)
 
 
 def array_to_pose_msg(pose7: np.ndarray):

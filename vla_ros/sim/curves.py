@@ -15,7 +15,6 @@ from vla_ros.sim.checkpoints import ROOT
 # action loss is a token cross-entropy.
 PANELS = {"regression head (val action loss)": ("sim_baseline", "sim_spatial_forcing", "sim_falcon", "sim_falcon_rgb"),
           "pi0 (val flow-matching loss)": ("sim_pi0", "sim_pi0_sf")}
-DEFAULT = tuple(n for names in PANELS.values() for n in names)
 SF_PAIRS = (("sim_baseline", "sim_spatial_forcing"), ("sim_pi0", "sim_pi0_sf"))  # (without, with) Spatial Forcing
 
 

@@ -34,6 +34,7 @@ from vla_ros.core.chunking import Target, step_times
 from vla_ros.core.constants import REF_DELTA_MEASURED, UNIT_QUAT_TOL
 from vla_ros.core.executor import Executor
 from vla_ros.core.log_causes import CauseThrottle
+from vla_ros.core.observation_feed import pose_fields_to_array
 from vla_ros.core.pose_history import PoseHistory
 from vla_ros.msg import ActionChunk as ActionChunkMsg
 from vla_ros.ros import qos
@@ -41,7 +42,7 @@ from vla_ros.ros.adapters import AdapterPublisher
 from vla_ros.ros.chunk_msg import msg_to_chunk
 from vla_ros.ros.config_params import declare_read_only
 from vla_ros.ros.diagnostics import status_array
-from vla_ros.ros.msg_conversions import array_to_pose_msg, pose_msg_to_array
+from vla_ros.ros.msg_conversions import array_to_pose_msg
 from vla_ros.runtime_config import RuntimeConfig, load_runtime_config
 
 
@@ -122,7 +123,7 @@ class ExecutorNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        p = pose_msg_to_array(msg.pose)
+        p = pose_fields_to_array(msg.pose)
         norm = np.linalg.norm(p[3:])
         if np.isfinite(p).all() and abs(norm - 1.0) < UNIT_QUAT_TOL:
             self.measured = Target(p[None, :3], p[None, 3:] / norm, np.ones(1))

@@ -25,13 +25,13 @@ from std_msgs.msg import String
 
 from vla_ros.core.config import check, check_range
 from vla_ros.core.constants import UNIT_QUAT_TOL
+from vla_ros.core.observation_feed import pose_fields_to_array
 from vla_ros.ros import qos
 from vla_ros.ros.msg_conversions import (
     array_to_image_msg,
     array_to_pose_msg,
     intrinsics_to_camera_info_msg,
     matrix_to_transform_msg,
-    pose_msg_to_array,
     s_to_stamp,
 )
 from vla_ros.ros.tf import STATIC_QOS
@@ -169,7 +169,7 @@ class SimNode(Node):
             frame = msg.header.frame_id
             if frame and frame != self.cfg.base_frame:
                 raise ValueError(f"frame_id {frame!r} is not the base frame {self.cfg.base_frame!r}")
-            p = pose_msg_to_array(msg.pose)
+            p = pose_fields_to_array(msg.pose)
             if not np.all(np.isfinite(p)):
                 raise ValueError(f"pose is not finite: {p.tolist()}")
             norm = float(np.linalg.norm(p[3:]))
