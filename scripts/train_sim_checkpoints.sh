@@ -33,9 +33,10 @@ falcon() {  # the reference recipe: stage 1 without the ESM (shared), stage 2 pe
   for m in falcon falcon_rgb; do
     $V/vla-ros train --config "config/train/sim_$m.yaml" --no-resume --no-progress > "runs/sim_$m.log" 2>&1
     rm -rf "vla_ros/checkpoints/sim_$m" && cp -r "runs/sim_$m/checkpoint" "vla_ros/checkpoints/sim_$m"
-    cp runs/sim_falcon_stage1/metrics.jsonl "vla_ros/checkpoints/sim_$m/metrics.jsonl"   # from scratch: the curves
     cp "runs/sim_$m/metrics.jsonl" "vla_ros/checkpoints/sim_$m/metrics_stage2.jsonl"
   done
+  # stage 1 (no ESM) is shared: its from-scratch curve is drawn once, as sim_falcon's
+  cp runs/sim_falcon_stage1/metrics.jsonl vla_ros/checkpoints/sim_falcon/metrics.jsonl
 }
 (train baseline spatial_forcing spatialvla pi0) & (falcon; train pi0_sf) & wait   # two at a time, one thread each
 $V/vla-ros ablation --episodes 20 --out docs/ablation
