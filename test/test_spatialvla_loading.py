@@ -254,7 +254,8 @@ def test_checkpoint_inspect_prints_method_params_coverage_norm_keys_and_card(tin
     bundled = Path(__file__).resolve().parents[1] / "vla_ros" / "checkpoints" / "sim_spatialvla"
     out = _cli("checkpoint", "inspect", str(bundled))
     assert out.returncode == 0, out.stderr
-    assert "method: spatialvla_legacy (vla_ros layout)" in out.stdout and "(100.0 %)" in out.stdout
+    assert "method: spatialvla (vla_ros layout)" in out.stdout and "(100.0 %)" in out.stdout
+    assert "norm keys: sim" in out.stdout  # the statistics fitted to the simulator's demonstrations
     out = _cli("checkpoint", "inspect", str(path / "nope"))
     assert out.returncode == 1 and "no such checkpoint" in out.stderr and "Traceback" not in out.stderr
 

@@ -63,8 +63,10 @@ def _vla_ros_report(path: Path) -> CheckpointReport:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing, unexpected, shapes = compare(found, expected)
     n = sum(int(torch.Size(s).numel()) for s in found.values())
+    own = cfg.method_args.get("statistics")  # a method that un-normalises with its own statistics (SpatialVLA)
+    keys = sorted(own) if isinstance(own, dict) and own else sorted(stats.stats) if stats is not None else []
     return CheckpointReport(str(path), cfg.method, "vla_ros", n, len(found), len(expected), missing, unexpected, shapes,
-                            sorted(stats.stats) if stats is not None else [])
+                            keys)
 
 
 def inspect_checkpoint(path: str | Path, card: str = "", options: dict | None = None) -> CheckpointReport:
