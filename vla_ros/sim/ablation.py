@@ -158,7 +158,8 @@ def paired_table(results: list[dict]) -> str:
         if key != [(e["task"], e["seed"]) for e in other["episodes"]]:
             continue  # not the same episodes: no paired test
         t = mcnemar_exact([e["success"] for e in this["episodes"]], [e["success"] for e in other["episodes"]])
-        lines.append(f"| {row.label} | {row.against} | {t['only_this']} | {t['only_other']} | {t['p_value']:.3f} |\n")
+        p = f"{t['p_value']:.3f}" if t["p_value"] >= 0.001 else "< 0.001"
+        lines.append(f"| {row.label} | {row.against} | {t['only_this']} | {t['only_other']} | {p} |\n")
     if not lines:
         return ""
     return ("| row | paired with | solved only by the row | solved only by the other | McNemar p (exact) |\n"
