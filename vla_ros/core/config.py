@@ -156,14 +156,18 @@ def from_dict(cls: type[T], data: Any, key: str = "") -> T:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
+    kwargs = {name: _coerce(hint, value, dotted) for name, value, dotted, hint in _known_items(cls, data, key)}
+    return _build(cls, kwargs, key)
+
+
+def _known_items(cls: type, data: dict, key: str):
+    """(name, value, dotted key, type hint) of each entry of `data`; an unknown name raises ConfigError."""
     hints = typing.get_type_hints(cls)
     fields = _init_fields(cls)
-    kwargs = {}
     for name, value in data.items():
         dotted = f"{key}.{name}" if key else str(name)
         _check_known(cls, fields, name, dotted)
-        kwargs[name] = _coerce(hints[name], value, dotted)
-    return _build(cls, kwargs, key)
+        yield name, value, dotted, hints[name]
 
 
 def _init_fields(cls: type) -> list[str]:
@@ -207,17 +211,13 @@ def _override(obj: T, changes: dict, key: str) -> T:
         if trigger in changes and changes[trigger] != getattr(obj, trigger):  # e.g. another robot: new settings
             kept = {k: v for k, v in to_dict(obj).items() if k not in dependents}
             return from_dict(cls, {**kept, **changes}, key)
-    hints = typing.get_type_hints(cls)
-    fields = _init_fields(cls)
     kwargs = {}
-    for name, value in changes.items():
-        dotted = f"{key}.{name}" if key else str(name)
-        _check_known(cls, fields, name, dotted)
+    for name, value, dotted, hint in _known_items(cls, changes, key):
         current = getattr(obj, name)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             kwargs[name] = _override(current, value, dotted)
         else:
-            kwargs[name] = _coerce(hints[name], value, dotted)
+            kwargs[name] = _coerce(hint, value, dotted)
     return _build(lambda **kw: dataclasses.replace(obj, **kw), kwargs, key)
 
 
