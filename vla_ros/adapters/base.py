@@ -5,6 +5,7 @@ classes, so this side never imports rclpy.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -66,7 +67,7 @@ def header_time_s(msg, t_ns: int) -> float:
     return t_ns * 1e-9
 
 
-class RobotAdapter:
+class RobotAdapter(abc.ABC):
     """One robot's driver interface. A subclass, registered with `@register("<robot>")` in a module of its own
     under `vla_ros/adapters/`, sets:
     Settings: its dataclass of the `adapter.settings` YAML section.
@@ -87,9 +88,9 @@ class RobotAdapter:
                             f"got {type(cfg.settings).__name__} (adapter.robot is {cfg.robot!r})")
         self.cfg, self.settings = cfg, cfg.settings
 
+    @abc.abstractmethod
     def publications(self) -> list[tuple[str, str]]:
         """(topic, "pkg/msg/Name") of every topic `encode` publishes on."""
-        raise NotImplementedError
 
     def goals(self) -> list[tuple[str, str]]:
         """(action name, "pkg/action/Name") of every action server `encode` sends goals to."""
@@ -99,10 +100,10 @@ class RobotAdapter:
         """The topics no other node may publish on while this adapter actuates."""
         return list(self.cfg.command_topics)
 
+    @abc.abstractmethod
     def encode(self, target: Target, stamp_s: float, frame_id: str) -> list[DriverMessage]:
         """The driver messages for one commanded target (of every arm), in sending order; UnreachableTarget when
         the robot cannot reach it."""
-        raise NotImplementedError
 
     def commanded_joints(self) -> np.ndarray | None:
         """The joint positions the last `encode` commanded, for adapters that command joints."""
@@ -112,10 +113,10 @@ class RobotAdapter:
         """Topic -> arm of the recorded commands `decode` reads (by default the command topics, one per arm)."""
         return {t: a for a, t in enumerate(self.cfg.command_topics[:n_arms])}
 
+    @abc.abstractmethod
     def decode(self, topic: str, arm: int, msg, t_ns: int) -> Recorded:
         """What a recorded message on one of `recorded_topics` commanded; SkipMessage(why) for one that is not
         this config's command."""
-        raise NotImplementedError
 
     @classmethod
     def gripper_topics_needed(cls, n_arms: int) -> int | None:
