@@ -62,3 +62,15 @@ def test_overriding_the_robot_builds_its_own_settings():
     same = override(adapter, {"robot": "franka", "settings": {"grasp_force_n": 30.0}})
     assert same.settings.grasp_force_n == 30.0 and same.settings.gripper_open_width_m == \
         adapter.settings.gripper_open_width_m  # the same robot: a merge, as before
+
+
+def test_torch_threads_leave_a_core_by_default_and_a_bad_value_is_named():
+    import os
+
+    from vla_ros.runtime_config import PolicyNodeConfig
+
+    cores = len(os.sched_getaffinity(0))
+    assert from_dict(PolicyNodeConfig, {}).cpu_threads() == max(1, cores - 1)
+    assert from_dict(PolicyNodeConfig, {"torch_threads": 3}).cpu_threads() == 3
+    with pytest.raises(ConfigError, match="torch_threads"):
+        from_dict(PolicyNodeConfig, {"torch_threads": -1})

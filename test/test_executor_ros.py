@@ -244,3 +244,29 @@ def test_config_is_mirrored_as_read_only_parameters(ros_context, robot_interface
     assert all(d.read_only for d in described.values()) and set(described) == set(names)
     assert not refused[0].successful and "read-only" in refused[0].reason
     assert after == s.max_speed_m_s
+
+
+def test_control_rate_and_jitter_reach_diagnostics(rig):
+    """The control thread's own tick instants give /diagnostics its achieved rate and jitter p99; the thread runs
+    on SCHED_FIFO at executor.thread_priority where the process may (root here), else on the default one."""
+    import os
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    got = []
+    rig.io.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
+    assert rig.spin_until(lambda: any(s.name.endswith("vla_ros: executor") and
+                                      any(kv.key == "jitter_ms_p99" for kv in s.values)
+                                      for m in got for s in m.status))
+    values = {kv.key: kv.value for m in got for s in m.status if s.name.endswith("vla_ros: executor")
+              for kv in s.values}
+    rate = float(values["rate_hz_achieved"])
+    assert 0.5 * rig.cfg.executor.rate_hz < rate < 1.5 * rig.cfg.executor.rate_hz
+    assert float(values["jitter_ms_p99"]) >= 0.0
+    policy = os.sched_getscheduler(rig.node._control.native_id)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))  # may this process use SCHED_FIFO at all?
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        assert policy == os.SCHED_FIFO
+    except PermissionError:
+        assert policy == os.SCHED_OTHER

@@ -2,6 +2,7 @@
 at start-up; an unknown key or an out-of-range value is named and the node fails to configure."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -32,6 +33,10 @@ class PolicyNodeConfig:
         foreign server: the layout of its actions (horizon, dt_s, action_reference, rotation_ref_quat_xyzw).
     backend: "local" (load `checkpoint` here), "openpi" (a policy server speaking openpi's websocket protocol,
         e.g. `vla-ros serve` on a GPU host) or "openvla_oft" (OpenVLA-OFT's deploy.py, JSON over HTTP).
+    torch_threads: intra-op threads of a local model (torch.set_num_threads, process-wide); 0 = one fewer than
+        the cores this process may use (at least 1), leaving a core to the sensor callbacks, the control loop and
+        a camera driver on the same machine: on 2 cores, a camera process running beside a 2-thread forward made
+        it 1.7x slower, beside a 1-thread forward not at all (`vla-ros bench`, README).
     url: the server (ws://host:port for openpi, http://host:port/act for openvla_oft).
     api_key: sent as `Authorization: Api-Key <key>` ("" = none). timeout_s: connect and reply timeout.
     key_map: observation field -> the foreign server's key (e.g. {"front.rgb": "observation/image",
@@ -49,6 +54,7 @@ class PolicyNodeConfig:
     consumed_topic: str = "/vla/chunk_consumed"
     load_options: dict = field(default_factory=dict)
     backend: Literal["local", "openpi", "openvla_oft"] = "local"
+    torch_threads: int = 0
     url: str = ""
     api_key: str = ""
     timeout_s: float = 5.0
@@ -61,6 +67,13 @@ class PolicyNodeConfig:
         check(self.rate_mode in get_args(RateMode), "rate_mode", self.rate_mode,
               f"expected one of {list(get_args(RateMode))}")
         check_range("rate_hz", self.rate_hz, 0.1, 200.0)
+        check_range("torch_threads", self.torch_threads, 0, 1024)
+
+    def cpu_threads(self) -> int:
+        """The intra-op thread count `torch_threads` asks for on this machine."""
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, len(os.sched_getaffinity(0)) - 1)
         check(self.modalities in MODALITY_SETS, "modalities", self.modalities, f"one of {list(MODALITY_SETS)}")
 
 

@@ -17,7 +17,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def forward_times(method: str, device: str, repeats: int) -> tuple[list[float], object]:
+def forward_times(method: str, device: str, repeats: int, gap_s: float = 0.0) -> tuple[list[float], object]:
     torch.manual_seed(0)
     cfg = tiny_config(method)
     policy = make_policy(cfg, synthetic_norm_stats(cfg)).to(device).eval()
@@ -28,7 +28,7 @@ def forward_times(method: str, device: str, repeats: int) -> tuple[list[float], 
         with torch.no_grad():
             policy.predict_actions(batch, mods)
         _sync(device)
-    return time_it(fwd, repeats), policy
+    return time_it(fwd, repeats, gap_s=gap_s), policy
 
 
 def interleaved_ratio(a: str, b: str, device: str, pairs: int) -> float:

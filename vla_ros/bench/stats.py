@@ -16,7 +16,9 @@ def scalar(value: float, unit: str, **extra) -> dict:
     return {"value": round(float(value), 4), "unit": unit, **extra}
 
 
-def time_it(fn, repeats: int, warmup: int = 3) -> list[float]:
+def time_it(fn, repeats: int, warmup: int = 3, gap_s: float = 0.0) -> list[float]:
+    """Times of `repeats` calls after `warmup`; `gap_s` idles between calls, as a node calling at a rate does (a
+    call after an idle gap finds colder caches and is slower than back to back)."""
     for _ in range(warmup):
         fn()
     out = []
@@ -24,6 +26,8 @@ def time_it(fn, repeats: int, warmup: int = 3) -> list[float]:
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)
+        if gap_s:
+            time.sleep(gap_s)
     return out
 
 

@@ -32,6 +32,9 @@ class ExecutorConfig:
         are refused (a second publisher can neither drive the arm nor lock the policy out). "" accepts every
         publisher (e.g. chunks replayed from a bag).
     safety: layered limits.
+    thread_priority: SCHED_FIFO priority of the executor node's control thread (1-99, as ros2_control's
+        `thread_priority`; 0 = the default scheduler). Without the right to it (`ulimit -r`; e.g. a `realtime`
+        group with `rtprio 99` in /etc/security/limits.conf) the node warns once and runs unprioritised.
     """
 
     rate_hz: float = bounded(20.0, 0.5, 2000.0)
@@ -44,6 +47,7 @@ class ExecutorConfig:
     measured_pose_topic: str = ""
     policy_node: str = "/vla_policy"
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    thread_priority: int = bounded(50, 0, 99)
 
     def __post_init__(self):
         check_bounds(self)

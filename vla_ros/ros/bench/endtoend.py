@@ -10,14 +10,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from vla_ros.bench.policy import forward_times
 from vla_ros.bench.stats import figure, scalar
 from vla_ros.core.constants import TINY_METHODS
 
 STAGES = ("obs_age_at_pick", "assemble", "preprocess", "forward", "postprocess", "publish")
 
 
-def one_method(method: str, seconds: float) -> dict:
+def one_method(method: str, seconds: float, executor_rate_hz: float | None = None) -> dict:
+    """The figures above for `method`; with `executor_rate_hz`, the executor node runs at that rate in the same
+    process and its achieved rate and inter-command jitter (measured on ~/commanded) are added."""
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -30,6 +34,13 @@ def one_method(method: str, seconds: float) -> dict:
     from vla_ros.runtime_config import load_runtime_config
 
     cfg = load_runtime_config("franka")
+    torch.set_num_threads(cfg.policy.cpu_threads())  # as the node sets it
+    back_to_back, _ = forward_times(method, "cpu", 40)
+    at_rate, _ = forward_times(method, "cpu", 12 if seconds < 8 else 25, gap_s=1.0 / cfg.policy.rate_hz)
+    if executor_rate_hz:
+        from vla_ros.core.config import override
+
+        cfg = override(cfg, {"executor": {"rate_hz": executor_rate_hz}})
     ckpt = tiny_checkpoint(Path(tempfile.mkdtemp(prefix="vla_bench_")), cfg, method)
     camera = start_synthetic_camera(480, 640, seconds + 8.0)
     ctx = Context()
@@ -53,6 +64,7 @@ def one_method(method: str, seconds: float) -> dict:
             if got and window_end is None:
                 window_end = time.monotonic() + seconds
         timings = list(stack.policy.timing_s)[2:]
+        ticks = [t for t in stack.executor_node.tick_times_s if t >= window_end - seconds]
         ex.shutdown()
         stack.stop()
     finally:
@@ -68,12 +80,29 @@ def one_method(method: str, seconds: float) -> dict:
     for stage in STAGES:
         out[f"{method}.{stage}_ms"] = figure([t[stage] for t in timings], "ms", 1e3)
     out[f"{method}.model_forward_in_node_ms"] = out.pop(f"{method}.forward_ms")
+    out[f"{method}.forward_isolated_ms"] = figure(back_to_back, "ms", 1e3, note="back to back, same threads")
+    out[f"{method}.forward_isolated_at_rate_ms"] = figure(
+        at_rate, "ms", 1e3, note=f"alone, one call every 1/policy.rate_hz = {1e3 / cfg.policy.rate_hz:g} ms")
+    in_node = np.median([t["forward"] for t in timings])
+    out[f"{method}.forward_in_node_over_isolated"] = scalar(float(in_node / np.median(back_to_back)), "ratio")
+    out[f"{method}.forward_in_node_over_isolated_at_rate"] = scalar(float(in_node / np.median(at_rate)), "ratio")
     over = [t["end_to_end"] - t["obs_age_at_pick"] - t["forward"] for t in timings]
     out[f"{method}.pipeline_overhead_ms"] = figure(over, "ms", 1e3,
                                                    note="end to end - observation age when picked - forward")
     fwd = np.median([t["forward"] for t in timings])
     out[f"{method}.forward_over_e2e"] = scalar(float(fwd / np.median(e2e)), "ratio")
+    if executor_rate_hz:
+        out.update(rate_figures(f"{method}.executor_{executor_rate_hz:g}hz", np.diff(ticks), executor_rate_hz))
     return out
+
+
+def rate_figures(name: str, gaps_s, rate_hz: float) -> dict:
+    """Achieved rate (ticks over time) and jitter |gap - period| of the control loop's ticks."""
+    gaps_s = np.asarray(gaps_s, float)
+    return {f"{name}.achieved_hz": scalar(1.0 / float(np.mean(gaps_s)) if gaps_s.size else 0.0, "Hz",
+                                          target=rate_hz),
+            f"{name}.jitter_ms": figure(np.abs(gaps_s - 1.0 / rate_hz), "ms", 1e3,
+                                        p50_gap_ms=round(1e3 * float(np.median(gaps_s)), 3) if gaps_s.size else 0)}
 
 
 def run(device: str = "cpu", quick: bool = False) -> dict:

@@ -118,6 +118,12 @@ class PolicyNode(LifecycleNode):
             if not torch.cuda.is_available():
                 raise ConfigError("policy.device: cuda is configured but torch sees no CUDA device (use device:=cpu)")
         if cfg.policy.backend == "local":
+            import torch
+
+            import cv2
+
+            torch.set_num_threads(cfg.policy.cpu_threads())  # and OpenCV's resizes in pre-processing, likewise
+            cv2.setNumThreads(cfg.policy.cpu_threads())
             self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
         else:  # a policy server on another machine (vla_ros/serving/remote.py); fails here if it is down
             from vla_ros.serving.remote import make_remote_policy
