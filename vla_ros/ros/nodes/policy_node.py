@@ -118,9 +118,8 @@ class PolicyNode(LifecycleNode):
             if not torch.cuda.is_available():
                 raise ConfigError("policy.device: cuda is configured but torch sees no CUDA device (use device:=cpu)")
         if cfg.policy.backend == "local":
-            import torch
-
             import cv2
+            import torch
 
             torch.set_num_threads(cfg.policy.cpu_threads())  # and OpenCV's resizes in pre-processing, likewise
             cv2.setNumThreads(cfg.policy.cpu_threads())
