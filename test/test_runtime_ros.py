@@ -50,6 +50,7 @@ def test_end_to_end_for_each_robot(robot, method, tmp_path, ros_context, robot_i
         t = timing[-1]  # the stages add up to the end to end (inference and publish happen in this order)
         parts = t["obs_age_at_pick"] + t["assemble"] + t["preprocess"] + t["forward"] + t["postprocess"] + t["publish"]
         assert parts <= t["end_to_end"] + 1e-6
+        assert stack.policy.warmup_s > 0.0  # policy.warmup_runs inferences before the first chunk
     finally:
         stack.stop()
         robot_node.destroy_node()

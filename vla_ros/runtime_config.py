@@ -17,6 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 Device = Literal["cpu", "cuda"]
 RateMode = Literal["fixed_hz", "on_consumed"]
+Precision = Literal["fp32", "bf16"]  # a local model's forward (vla_ros/policies/speed.py)
 
 
 @dataclass
@@ -37,6 +38,10 @@ class PolicyNodeConfig:
         the cores this process may use (at least 1), leaving a core to the sensor callbacks, the control loop and
         a camera driver on the same machine: on 2 cores, a camera process running beside a 2-thread forward made
         it 1.7x slower, beside a 1-thread forward not at all (`vla-ros bench`, README).
+    precision / compile: a local model's forward in bf16 autocast, and through torch.compile ("reduce-overhead":
+        CUDA graphs where they fit); fp32 and eager by default (vla_ros/policies/speed.py).
+    warmup_runs: inferences on the first valid observation before the first chunk is published (compilation and
+        allocator warm-up happen there, not in the first chunk); their time is on /diagnostics.
     url: the server (ws://host:port for openpi, http://host:port/act for openvla_oft).
     api_key: sent as `Authorization: Api-Key <key>` ("" = none). timeout_s: connect and reply timeout.
     key_map: observation field -> the foreign server's key (e.g. {"front.rgb": "observation/image",
@@ -55,6 +60,9 @@ class PolicyNodeConfig:
     load_options: dict = field(default_factory=dict)
     backend: Literal["local", "openpi", "openvla_oft"] = "local"
     torch_threads: int = 0
+    precision: Precision = "fp32"
+    compile: bool = False
+    warmup_runs: int = 2
     url: str = ""
     api_key: str = ""
     timeout_s: float = 5.0
@@ -68,6 +76,9 @@ class PolicyNodeConfig:
               f"expected one of {list(get_args(RateMode))}")
         check_range("rate_hz", self.rate_hz, 0.1, 200.0)
         check_range("torch_threads", self.torch_threads, 0, 1024)
+        check(self.precision in get_args(Precision), "precision", self.precision,
+              f"expected one of {list(get_args(Precision))}")
+        check_range("warmup_runs", self.warmup_runs, 0, 100)
 
     def cpu_threads(self) -> int:
         """The intra-op thread count `torch_threads` asks for on this machine."""

@@ -73,6 +73,7 @@ class PolicyNode(LifecycleNode):
         self.last_reasons: list[str] = []
         self.last_modalities: tuple[str, ...] = ()
         self.last_error = ""
+        self.warmup_s = 0.0
         self.seq = 0
 
     # --- parameters ---------------------------------------------------------------------------------
@@ -100,6 +101,7 @@ class PolicyNode(LifecycleNode):
 
     def _configure(self) -> None:
         from vla_ros.policies.checkpoint_io import load_policy
+        from vla_ros.policies.speed import accelerate
         from vla_ros.ros.observation_frontend import ObservationFrontend
 
         cfg = self._given_config or load_runtime_config(self.get_parameter("config").value)
@@ -124,6 +126,7 @@ class PolicyNode(LifecycleNode):
             torch.set_num_threads(cfg.policy.cpu_threads())  # and OpenCV's resizes in pre-processing, likewise
             cv2.setNumThreads(cfg.policy.cpu_threads())
             self.policy = load_policy(cfg.policy.checkpoint, cfg.policy.device, cfg.policy.load_options)
+            accelerate(self.policy, cfg.policy.precision, cfg.policy.compile)
         else:  # a policy server on another machine (vla_ros/serving/remote.py); fails here if it is down
             from vla_ros.serving.remote import make_remote_policy
 
@@ -222,6 +225,7 @@ class PolicyNode(LifecycleNode):
         horizon_s = self.policy.config.horizon * self.policy.config.dt_s
         next_t = time.monotonic()
         last_stamp, last_instruction = None, None
+        warmed = self.cfg.policy.backend != "local" or self.cfg.policy.warmup_runs == 0
         while not self._stop.is_set():
             if on_consumed and self.seq > 0:
                 self._consumed.wait(timeout=horizon_s)  # the executor says when; fall back to the chunk length
@@ -248,6 +252,10 @@ class PolicyNode(LifecycleNode):
                 self.stats["repeated_observations"] += 1
                 continue
             last_stamp = obs.stamp_s
+            if not warmed:
+                warmed = True
+                if self._warm_up(obs):
+                    continue  # that observation is old now: pick a fresh one
             if obs.instruction != last_instruction:  # a new task: forget the policy's history (LSTM, ensembler)
                 self.policy.reset()
                 last_instruction = obs.instruction
@@ -276,11 +284,28 @@ class PolicyNode(LifecycleNode):
             self.stats["chunks"] += 1
             self.stats["modality_" + "+".join(chunk.modalities)] += 1
 
+    def _warm_up(self, obs) -> bool:
+        """`policy.warmup_runs` inferences on the first valid observation, published nowhere: torch.compile
+        compiles and the allocator and caches warm up here rather than in the first chunk. False if one failed
+        (the loop then reports it as an inference error)."""
+        t0 = time.monotonic()
+        try:
+            for _ in range(self.cfg.policy.warmup_runs):
+                self.policy.infer(obs, MODALITY_SETS[self.cfg.policy.modalities])
+        except Exception as exc:
+            self.get_logger().error(f"warm-up inference failed: {type(exc).__name__}: {exc}")
+            return False
+        finally:
+            self.policy.reset()
+        self.warmup_s = time.monotonic() - t0
+        self.get_logger().info(f"warm-up: {self.cfg.policy.warmup_runs} inferences in {self.warmup_s:.2f} s")
+        return True
+
     def _diagnostics(self) -> None:
         rate = 0.0
         if len(self.publish_times) > 1:
             rate = (len(self.publish_times) - 1) / max(self.publish_times[-1] - self.publish_times[0], 1e-9)
-        values = {"chunks": self.stats["chunks"], "rate_hz": rate,
+        values = {"chunks": self.stats["chunks"], "rate_hz": rate, "warmup_s": self.warmup_s,
                   "latency_ms_median": 1e3 * float(np.median(self.latency_s)) if self.latency_s else float("nan"),
                   "model_ms_median": 1e3 * float(np.median(self.model_s)) if self.model_s else float("nan"),
                   "modalities": "+".join(self.last_modalities), **{k: v for k, v in self.stats.items()},
