@@ -59,3 +59,42 @@ def test_convergence_counts_the_steps_to_the_plain_runs_final_loss():
     assert convergence(plain, forced) == {"plain_final_loss": 0.2, "plain_steps": 1000, "forced_steps": 500,
                                           "speedup": 2.0}
     assert convergence(plain, {"step": [1000], "val_action_loss": [0.3]})["speedup"] is None
+
+
+def test_the_camera_shift_column_is_cached_apart_and_outside_the_training_range():
+    """A shifted-camera result never stands in for the tasks' camera (nor the reverse); the shifted range lies
+    outside the widest range the bundled policies were trained on; the table gets the column."""
+    from vla_ros.sim.ablation import CAMERAS, markdown_table, row_key
+    from vla_ros.sim.tasks import WIDE_CAMERA
+
+    row = Row("r", "sim_x", "rgb")
+    tasks_key, shifted_key = row_key(row, "abc", "cfg", ["t"], 20, 7), row_key(row, "abc", "cfg", ["t"], 20, 7,
+                                                                                "shifted")
+    assert "camera" not in tasks_key  # keys of tables made before the column still match
+    shifted = [{"row": "r", **shifted_key}]
+    assert _cached(shifted, "r", shifted_key) is shifted[0]
+    assert _cached(shifted, "r", tasks_key) is None
+    assert _cached([{"row": "r", **tasks_key}], "r", shifted_key) is None
+    lo, hi = CAMERAS["shifted"].azimuth_deg
+    assert lo > WIDE_CAMERA.azimuth_deg[1] and hi > lo
+    cell = {"successes": 1, "episodes": 2, "success_rate": 0.5, "ci95": [0.1, 0.9]}
+    zero = {**cell, "successes": 0, "success_rate": 0.0}
+    result = {"row": "r", "per_task": {"t": cell}, "overall": cell}
+    table = markdown_table([result], ["t"], {"r": {**result, "overall": zero}})
+    assert "| all | all, camera shifted |" in table
+    assert "| r | 1/2 (50%, [10, 90]) | 1/2 (50%, [10, 90]) | 0/2 (0%, [10, 90]) |" in table
+
+
+@pytest.mark.slow
+def test_one_row_runs_under_both_cameras(tmp_path):
+    """run_ablation end to end on one bundled row, one episode of one task under each camera: two results, the
+    shifted one keyed apart, and a rerun takes both from the cache."""
+    from vla_ros.sim.ablation import run_ablation
+
+    row = next(r for r in ROWS if r.checkpoint == "sim_baseline")
+    res = run_ablation(1, ["pick_by_distance"], tmp_path, rows=[row], progress=False, cameras=("tasks", "shifted"))
+    assert len(res["rows"]) == 1 and len(res["shifted"]) == 1
+    assert res["shifted"][0]["camera"] == "shifted" and "camera" not in res["rows"][0]
+    again = run_ablation(1, ["pick_by_distance"], tmp_path, rows=[row], progress=False, cameras=("tasks", "shifted"))
+    assert again["shifted"][0]["wall_s"] == res["shifted"][0]["wall_s"]  # cached, not run again
+    assert "camera shifted" in (tmp_path / "ablation.md").read_text()

@@ -13,6 +13,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoints", default="", help="folder holding the sim_* checkpoints (default: bundled)")
     parser.add_argument("--rows", nargs="*", default=None, metavar="CHECKPOINT",
                         help="run only the rows of these checkpoint folders (e.g. sim_pi0); the others stay cached")
+    parser.add_argument("--camera-shift", action="store_true",
+                        help="also evaluate every row with the camera outside the training range (a second column)")
 
 
 def run(args) -> int:
@@ -24,7 +26,8 @@ def run(args) -> int:
         print(f"vla-ros ablation: --rows: unknown {unknown}; rows: {sorted({r.checkpoint for r in ROWS})}")
         return 2
     rows = [r for r in ROWS if r.checkpoint in args.rows] if args.rows else None
-    res = run_ablation(args.episodes, list(TASKS), args.out, args.checkpoints or ROOT, rows=rows)
+    cameras = ("tasks", "shifted") if args.camera_shift else ("tasks",)
+    res = run_ablation(args.episodes, list(TASKS), args.out, args.checkpoints or ROOT, rows=rows, cameras=cameras)
     print(open(res["table"]).read())
     print(json.dumps({"table": res["table"], "json": f"{args.out}/ablation.json"}))
     return 0

@@ -1,6 +1,7 @@
 """The ablation table: each row is a (checkpoint, test-time modalities) pair, evaluated in closed loop on the
 same seeded episodes of every task (in-process loop, see closed_loop.py), success with a 95% interval, and each
-spatial row paired with its own non-spatial row on those same seeds (exact McNemar test).
+spatial row paired with its own non-spatial row on those same seeds (exact McNemar test). With the camera-shift
+column, every row is evaluated a second time with the camera outside the training range (SHIFTED_CAMERA).
 
 Rows are cached in `ablation.json` under a key of everything that decides the outcome: the checkpoint folder's
 weights, config and norm stats (sha256), the runtime config, the tasks, episodes, seed and modalities, and
@@ -19,6 +20,9 @@ from pathlib import Path
 
 from vla_ros.core.config import to_dict
 from vla_ros.sim.checkpoints import ROOT
+from vla_ros.sim.tasks import SHIFTED_CAMERA, CameraRange
+
+CAMERAS = {"tasks": CameraRange(), "shifted": SHIFTED_CAMERA}  # the column -> the camera range it runs with
 
 EVAL_VERSION = 2  # 2: per-episode torch seed, ObservationFeed in the simulator, the clamp fix (1: fbf61e2)
 
@@ -60,10 +64,12 @@ def weights_sha(folder: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def row_key(row: Row, sha: str, runtime_sha: str, tasks, episodes_per_task: int, seed: int) -> dict:
-    return {"checkpoint": row.checkpoint, "modalities": row.modalities, "checkpoint_sha": sha,
-            "runtime_sha": runtime_sha, "tasks": list(tasks), "episodes_per_task": episodes_per_task, "seed": seed,
-            "eval_version": EVAL_VERSION}
+def row_key(row: Row, sha: str, runtime_sha: str, tasks, episodes_per_task: int, seed: int,
+            camera: str = "tasks") -> dict:
+    key = {"checkpoint": row.checkpoint, "modalities": row.modalities, "checkpoint_sha": sha,
+           "runtime_sha": runtime_sha, "tasks": list(tasks), "episodes_per_task": episodes_per_task, "seed": seed,
+           "eval_version": EVAL_VERSION}
+    return key if camera == "tasks" else {**key, "camera": camera}  # the tasks' camera: keys of earlier tables
 
 
 def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
@@ -78,15 +84,22 @@ def mcnemar_exact(a: list[bool], b: list[bool]) -> dict:
     return {"only_this": only_a, "only_other": only_b, "p_value": p}
 
 
+def _camera(r: dict) -> str:
+    return r.get("camera", "tasks")
+
+
 def _cached(old: list[dict], label: str, key: dict) -> dict | None:
     for r in old:
-        if r.get("row") == label and all(r.get(k) == v for k, v in key.items()):
+        if r.get("row") == label and _camera(r) == key.get("camera", "tasks") and \
+                all(r.get(k) == v for k, v in key.items()):
             return r
     return None
 
 
 def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints: str | Path = ROOT,
-                 seed: int | None = None, rows=None, progress: bool = True) -> dict:
+                 seed: int | None = None, rows=None, progress: bool = True, cameras=("tasks",)) -> dict:
+    """Evaluate `rows` (default: all) under each camera column of `cameras` ("tasks", "shifted"), reusing cached
+    rows; write ablation.json and ablation.md."""
     import torch
 
     from vla_ros.policies.checkpoint_io import load_policy
@@ -102,34 +115,39 @@ def run_ablation(episodes_per_task: int, tasks, out_dir: str | Path, checkpoints
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "ablation.json"
     old = json.loads(cache.read_text()) if cache.is_file() else []
-    results = {r["row"]: r for r in old if (Path(checkpoints) / r.get("checkpoint", "") / "model.safetensors"
-                                            ).is_file()}  # a row whose checkpoint is gone is not shown
-    env = None
-    try:
-        for row in rows or ROWS:
-            folder = Path(checkpoints) / row.checkpoint
-            if not (folder / "model.safetensors").is_file():
-                print(f"{row.label}: skipped, {folder} has no weights", flush=True)
-                continue
-            key = row_key(row, weights_sha(folder), runtime_sha, tasks, episodes_per_task, seed)
-            hit = _cached(old, row.label, key)
-            if hit is not None:
-                results[row.label] = hit
-                continue
-            env = env or SimEnv(SimConfig())
-            t0 = time.monotonic()
-            r = evaluate(load_policy(folder), cfg, tasks, episodes_per_task, row.modalities, seed, env)
-            r.update({"row": row.label, **key, "wall_s": time.monotonic() - t0})
-            results[row.label] = r
-            if progress:
-                print(f"{row.label}: {r['overall']['successes']}/{r['overall']['episodes']}", flush=True)
-            cache.write_text(json.dumps(list(results.values()), indent=1))
-    finally:
-        if env is not None:
-            env.close()
-    ordered = [results[r.label] for r in ROWS if r.label in results]
-    (out / "ablation.md").write_text(markdown_table(ordered, tasks) + "\n" + paired_table(ordered))
-    return {"rows": ordered, "table": str(out / "ablation.md")}
+    results = {(r["row"], _camera(r)): r for r in old if (Path(checkpoints) / r.get("checkpoint", "") /
+                                                          "model.safetensors").is_file()}  # checkpoint gone: not shown
+    for camera in cameras:
+        env = None
+        try:
+            for row in rows or ROWS:
+                folder = Path(checkpoints) / row.checkpoint
+                if not (folder / "model.safetensors").is_file():
+                    print(f"{row.label}: skipped, {folder} has no weights", flush=True)
+                    continue
+                key = row_key(row, weights_sha(folder), runtime_sha, tasks, episodes_per_task, seed, camera)
+                hit = _cached(old, row.label, key)
+                if hit is not None:
+                    results[(row.label, camera)] = hit
+                    continue
+                env = env or SimEnv(SimConfig(camera=CAMERAS[camera]))
+                t0 = time.monotonic()
+                r = evaluate(load_policy(folder), cfg, tasks, episodes_per_task, row.modalities, seed, env)
+                r.update({"row": row.label, **key, "wall_s": time.monotonic() - t0})
+                results[(row.label, camera)] = r
+                if progress:
+                    print(f"{row.label} ({camera} camera): {r['overall']['successes']}/{r['overall']['episodes']}",
+                          flush=True)
+                cache.write_text(json.dumps(list(results.values()), indent=1))
+        finally:
+            if env is not None:
+                env.close()
+    ordered = [results[(r.label, "tasks")] for r in ROWS if (r.label, "tasks") in results]
+    shifted = {label: r for (label, cam), r in results.items() if cam == "shifted"}
+    (out / "ablation.md").write_text(markdown_table(ordered, tasks, shifted) + "\n" + paired_table(ordered) +
+                                     ("\n" + paired_table(list(shifted.values()), "camera shifted") if shifted
+                                      else ""))
+    return {"rows": ordered, "shifted": list(shifted.values()), "table": str(out / "ablation.md")}
 
 
 def _cell(v: dict) -> str:
@@ -137,17 +155,22 @@ def _cell(v: dict) -> str:
            f"{100 * v['ci95'][1]:.0f}])"
 
 
-def markdown_table(results: list[dict], tasks) -> str:
-    """One line per row; a row evaluated with an earlier EVAL_VERSION says so in its last column."""
-    head = "| variant | " + " | ".join(tasks) + " | all | evaluated |\n|---|" + "---|" * (len(tasks) + 2) + "\n"
+def markdown_table(results: list[dict], tasks, shifted: dict[str, dict] | None = None) -> str:
+    """One line per row; a row evaluated with an earlier EVAL_VERSION says so in its last column. `shifted`
+    (row label -> its result with the camera outside the training range) adds the camera-shift column."""
+    shift_col = " all, camera shifted |" if shifted else ""
+    head = "| variant | " + " | ".join(tasks) + " | all |" + shift_col + " evaluated |\n|---|" + \
+        "---|" * (len(tasks) + 2 + bool(shifted)) + "\n"
     rows = [[r["row"], *(_cell(r["per_task"][t]) if t in r["per_task"] else "-" for t in tasks), _cell(r["overall"]),
+             *([_cell(shifted[r["row"]]["overall"]) if r["row"] in shifted else "-"] if shifted else []),
              "this version" if r.get("eval_version") == EVAL_VERSION else
              f"earlier code ({r.get('evaluated_at', 'version ' + str(r.get('eval_version', 1)))})"] for r in results]
     return head + "".join("| " + " | ".join(row) + " |\n" for row in rows)
 
 
-def paired_table(results: list[dict]) -> str:
-    """Each row with an `against` row that ran on the same seeds: discordant episodes and McNemar's p."""
+def paired_table(results: list[dict], column: str = "") -> str:
+    """Each row with an `against` row that ran on the same seeds: discordant episodes and McNemar's p; `column`
+    names the camera column in the header when it is not the tasks' one."""
     by_label = {r["row"]: r for r in results}
     lines = []
     for row in ROWS:
@@ -162,5 +185,6 @@ def paired_table(results: list[dict]) -> str:
         lines.append(f"| {row.label} | {row.against} | {t['only_this']} | {t['only_other']} | {p} |\n")
     if not lines:
         return ""
-    return ("| row | paired with | solved only by the row | solved only by the other | McNemar p (exact) |\n"
+    suffix = f" ({column})" if column else ""
+    return (f"| row{suffix} | paired with | solved only by the row | solved only by the other | McNemar p (exact) |\n"
             "|---|---|---|---|---|\n" + "".join(lines))
