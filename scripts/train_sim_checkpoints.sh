@@ -42,5 +42,6 @@ falcon() {
   if [ "${FALCON_REFERENCE:-0}" = 1 ]; then falcon_reference; else train falcon_compact falcon; train falcon_rgb_compact falcon_rgb; fi
 }
 (for m in baseline spatial_forcing spatialvla pi0; do train $m; done) & (falcon; train pi0_sf) & wait   # two at a time
-$V/vla-ros ablation --episodes 20 --out docs/ablation --camera-shift
+$V/vla-ros ablation --episodes 20 --out docs/ablation --camera-shift   # the shifted column at 60 a row
+$V/vla-ros ablation --episodes 50 --out docs/ablation                  # the table at 150 a row
 $V/python -m vla_ros.sim.curves --out docs/ablation
