@@ -154,3 +154,14 @@ def test_splicing_passes_a_gripper_change_on_at_once_even_when_chunks_come_faste
         t = 10.0 + 0.2 * k
         assert ex.on_chunk(chunk(t, [0.40] * 4, grip=0.0, seq=k), t) == []
         assert ex.tick(t + 0.05).target.gripper[0] == 0.0
+
+
+def test_tick_timing_known_answers():
+    """Achieved rate over the ticks' span and per-gap jitter |gap - period|, as /diagnostics and the bench give."""
+    from vla_ros.core.executor import tick_timing
+
+    achieved, jitter = tick_timing([0.0, 0.005, 0.010, 0.017, 0.020], 200.0)
+    assert achieved == pytest.approx(4 / 0.020)
+    np.testing.assert_allclose(jitter, [0.0, 0.0, 0.002, 0.002], atol=1e-12)
+    achieved, jitter = tick_timing([1.0], 200.0)
+    assert achieved == 0.0 and jitter.size == 0

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import numpy as np
+
 from vla_ros.core.chunking import Splicer, Target, TemporalEnsembler, resolve_reference
 from vla_ros.core.config import bounded, check, check_bounds
 from vla_ros.core.log_causes import cause_of
@@ -54,6 +56,14 @@ class ExecutorConfig:
         check(self.mode in get_args(ExecutorMode), "mode", self.mode, f"expected one of {list(get_args(ExecutorMode))}")
         check(not self.policy_node or self.policy_node.startswith("/"), "policy_node", self.policy_node,
               "expected a fully qualified node name such as /vla_policy, or '' to accept any publisher")
+
+
+def tick_timing(tick_times_s, rate_hz: float) -> tuple[float, np.ndarray]:
+    """A control loop's achieved rate (ticks over the time they span) and its jitter |gap - period| (s) per gap,
+    from the loop's own tick instants."""
+    gaps = np.diff(np.asarray(tick_times_s, dtype=float))
+    achieved = 1.0 / float(np.mean(gaps)) if gaps.size else 0.0
+    return achieved, np.abs(gaps - 1.0 / rate_hz)
 
 
 @dataclass

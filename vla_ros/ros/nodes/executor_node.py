@@ -34,7 +34,7 @@ from std_srvs.srv import Trigger
 
 from vla_ros.core.chunking import Target, step_times
 from vla_ros.core.constants import REF_DELTA_MEASURED, UNIT_QUAT_TOL
-from vla_ros.core.executor import Executor
+from vla_ros.core.executor import Executor, tick_timing
 from vla_ros.core.log_causes import CauseThrottle
 from vla_ros.core.observation_feed import pose_fields_to_array
 from vla_ros.core.pose_history import PoseHistory
@@ -246,11 +246,10 @@ class ExecutorNode(Node):
 
     def rate_figures(self, window: int = 1000) -> dict[str, float]:
         """Achieved control rate and the p99 of |tick gap - period| over the last `window` ticks."""
-        gaps = np.diff(list(self.tick_times_s)[-window:])
-        if gaps.size == 0:
+        achieved, jitter = tick_timing(list(self.tick_times_s)[-window:], self.cfg.executor.rate_hz)
+        if not jitter.size:
             return {}
-        jitter = np.abs(gaps - 1.0 / self.cfg.executor.rate_hz)
-        return {"rate_hz_achieved": round(1.0 / float(np.mean(gaps)), 3),
+        return {"rate_hz_achieved": round(achieved, 3),
                 "jitter_ms_p99": round(1e3 * float(np.percentile(jitter, 99)), 3)}
 
     def _pause(self, req, resp):
