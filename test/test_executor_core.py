@@ -85,6 +85,25 @@ def test_splicing_skips_elapsed_steps_and_blends_the_seam():
     assert abs(first - before) < abs(0.47 - before)  # blended, no jump to the new chunk
 
 
+def test_splicing_finishes_the_blend_before_the_next_chunk_is_due():
+    """Chunks every 0.2 s, a 3-step (0.3 s) blend: each seam is blended over the 0.2 s between arrivals, so the
+    command reaches the newest chunk by the time the next one comes (a 0.3 s blend would restart at 2/3)."""
+    ex = make_executor(mode="splice", blend_steps=3, safety={"max_step_m": 0.5, "max_speed_m_s": 10.0})
+    ex.on_chunk(chunk(10.0, [0.40] * 4), 10.0)
+    np.testing.assert_allclose(ex.tick(10.1).target.position_m[0, 0], 0.40)
+    ex.on_chunk(chunk(10.2, [0.50] * 4, seq=1), 10.2)  # 0.2 s after the first: the blend takes 0.2 s
+    np.testing.assert_allclose(ex.tick(10.3).target.position_m[0, 0], 0.45)
+    np.testing.assert_allclose(ex.tick(10.4).target.position_m[0, 0], 0.50)  # reached as the next one is due
+    ex.on_chunk(chunk(10.4, [0.60] * 4, seq=2), 10.4)
+    np.testing.assert_allclose(ex.tick(10.5).target.position_m[0, 0], 0.55)
+    np.testing.assert_allclose(ex.tick(10.6).target.position_m[0, 0], 0.60)
+    one = make_executor(mode="splice", blend_steps=3, safety={"max_step_m": 0.5, "max_speed_m_s": 10.0})
+    one.on_chunk(chunk(10.0, [0.40] * 8), 10.0)
+    one.tick(10.4)
+    assert one.on_chunk(chunk(10.5, [0.46] * 4, seq=1), 10.5) == []  # 0.5 s apart: the full 0.3 s blend
+    np.testing.assert_allclose(one.tick(10.6).target.position_m[0, 0], 0.40 + 0.1 / 0.3 * 0.06)
+
+
 def test_ensembling_averages_overlapping_chunks():
     ex = make_executor(mode="ensemble", ensemble_decay=0.0, safety={"max_step_m": 0.5, "max_speed_m_s": 10.0})
     ex.on_chunk(chunk(10.0, [0.40, 0.40, 0.40, 0.40]), 10.0)

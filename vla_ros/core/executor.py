@@ -27,7 +27,9 @@ class ExecutorConfig:
     """Args:
     rate_hz: controller command rate (e.g. 5 WidowX, 15-20 Franka targets, 50 AgileX).
     mode: "ensemble" (temporal ensembling) or "splice" (latency-compensated splicing with blending).
-    ensemble_decay: exp(-decay * i) weights of overlapping chunks. blend_steps: seam blending in splice mode.
+    ensemble_decay: exp(-decay * i) weights of overlapping chunks (i = 0 the oldest, as ACT).
+    blend_steps: seam blending in splice mode, in chunk steps, shortened to the interval between chunks when
+        chunks come faster.
     arm_names, base_frame: what chunks must carry.
     chunk_topic, measured_pose_topic: ActionChunk input, measured end-effector pose (for delta_measured).
     policy_node: fully qualified name of the policy node; chunks from any other node's publisher on chunk_topic
