@@ -13,7 +13,7 @@ demos() { [ -f "data/$1/meta.json" ] || $V/python -m vla_ros.sim.demos --out "da
 W=--wide-camera   # the training camera range (WIDE_CAMERA), wider than the tasks' (CameraRange())
 demos sim_demos 300 0 $W & demos sim_demos_b 750 300 $W & demos sim_demos_c 750 1050 $W & wait   # 1800
 demos sim_demos_d 450 20000 $W --perturb & demos sim_demos_e 450 30000 $W --perturb & wait   # 900 pushed
-mkdir -p runs
+mkdir -p data runs
 $V/vla-ros pretrain-esm --config config/train/sim_esm.yaml --no-progress > runs/sim_esm.log 2>&1
 train() {  # policies in turn, both stages; each final checkpoint then copied into the package (as sim_$2 if given)
   local m=$1 dest=sim_${2:-$1}
