@@ -492,3 +492,63 @@ def test_checkpoint_inspect_reports_full_coverage_and_names_a_missing_esm_key(re
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert f"missing: esm/{dropped}" in proc.stdout
+
+
+# --- kosmos2_init "spatial": the from-scratch departure ----------------------------------------------------------
+def resampler_attention(kos, pixels):
+    """(B, heads, latents, image + latent keys) cross-attention weights of Kosmos-2's image-to-text projection, and
+    the image tokens' mean magnitude over the latent queries' as they enter it."""
+    from vla_ros.policies.falcon.kosmos_falcon import encode_images
+
+    proj, seen = kos.image_to_text_projection, {}
+    hook = proj.register_forward_pre_hook(lambda mod, args: seen.update(f=args[0]))
+    with torch.no_grad():
+        encode_images(kos, pixels)
+        hook.remove()
+        xa, h = proj.x_attn, proj.dense(seen["f"])
+        lq = proj.latent_query.expand(len(pixels), -1, -1)
+        kv = torch.cat([h, lq], 1)
+
+        def heads(x):
+            return x.view(len(pixels), x.shape[1], xa.num_heads, xa.head_dim).transpose(1, 2)
+        q, k = heads(xa.q_proj(lq)), heads(xa.k_proj(kv))
+        return (q @ k.transpose(-1, -2) * xa.scaling).softmax(-1), (h.abs().mean() / lq.abs().mean()).item()
+
+
+def test_spatial_init_gives_sincos_patch_positions_and_a_sharp_image_led_resampler():
+    """With transformers' initialisation every latent query spreads its attention almost uniformly over image and
+    latent keys (the image average is what a from-scratch model starts from); "spatial" makes each query pick a
+    few keys, image tokens among them, and gives the patches the 2-D sin-cos code."""
+    from transformers import Kosmos2Config, Kosmos2ForConditionalGeneration
+
+    from vla_ros.policies.falcon.kosmos_falcon import sincos_2d, spatial_init_
+
+    code = sincos_2d(4, 32)  # 8 frequencies per quarter; patch (x=1, y=2) is row 2 * 4 + 1
+    assert code[9, 0].item() == pytest.approx(math.sin(1)) and code[9, 8].item() == pytest.approx(math.cos(1))
+    assert code[9, 16].item() == pytest.approx(math.sin(2)) and code[9, 24].item() == pytest.approx(math.cos(2))
+    vision = {**TINY_VISION, "image_size": 32, "patch_size": 8}  # 16 patches + class token
+    cfg = Kosmos2Config(text_config={**TINY_TEXT, "embed_dim": 64}, vision_config=vision, latent_query_num=4)
+    px = torch.randn(8, 3, 32, 32)
+    torch.manual_seed(0)
+    ref, ref_ratio = resampler_attention(Kosmos2ForConditionalGeneration(cfg).eval(), px)
+    torch.manual_seed(0)
+    kos = spatial_init_(Kosmos2ForConditionalGeneration(cfg)).eval()
+    pe = kos.vision_model.model.embeddings.position_embedding.weight
+    assert pe[0].abs().sum() == 0 and torch.equal(pe[1:], sincos_2d(4, 32))
+    sharp, ratio = resampler_attention(kos, px)
+    n_keys = ref.shape[-1]  # 17 image tokens + 4 latents
+    assert ref.max(-1).values.mean() < 1.5 / n_keys
+    assert sharp.max(-1).values.mean() > 0.3
+    assert sharp[..., :17].sum(-1).mean() > 0.3  # the image's share of the attention
+    assert ref_ratio < 0.1 and ratio > 1.0  # image tokens swamped by the latents, then above them
+
+
+def test_spatial_init_is_for_an_inline_kosmos2_only():
+    from vla_ros.core.config import ConfigError, from_dict
+    from vla_ros.policies.falcon.configuration_falcon import FalconReferenceArgs
+
+    with pytest.raises(ConfigError, match="kosmos2_init"):
+        from_dict(FalconReferenceArgs, {"kosmos2_init": "spatial"}, "method_args.reference")
+    with pytest.raises(ConfigError, match="kosmos2_init"):
+        from_dict(FalconReferenceArgs, {"kosmos2_init": "xavier", "kosmos2": {"latent_query_num": 4},
+                                        "tokenizer": "bytes"}, "method_args.reference")

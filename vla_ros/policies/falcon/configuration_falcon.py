@@ -47,6 +47,11 @@ class FalconReferenceArgs:
         transformers' Kosmos2Config arguments text_config, vision_config (both dicts) and latent_query_num,
         e.g. small widths for training from scratch; vision_config's image_size / patch_size default to the
         policy's image_size / vlm.patch_size. {} = `vlm.path`'s config.json.
+    kosmos2_init: how an inline `kosmos2` starts (a folder's or a checkpoint's weights replace it either way):
+        "reference" (transformers' Kosmos-2 initialisation) or "spatial" (a departure for training from scratch:
+        2-D sin-cos patch position embeddings, and the resampler's cross-attention sharp and image-led at the
+        start; with the reference initialisation a small Kosmos-2 trained from scratch passes almost nothing of
+        the image through its 16-64 latent queries: README, FALCON section).
     tokenizer: "folder" (the Kosmos-2 folder's, XLM-R sentencepiece in the release) or "bytes" (built here, no
         files: Kosmos-2's special tokens <s> <pad> </s> <unk> <grounding> = ids 0-4, then the 256 bytes; needs
         text_config.vocab_size >= 261). A checkpoint of an inline Kosmos-2 thus needs no other file.
@@ -87,6 +92,7 @@ class FalconReferenceArgs:
     train_text_embedding: bool = True
     init_from: str = ""
     kosmos2: dict = field(default_factory=dict)
+    kosmos2_init: Literal["reference", "spatial"] = "reference"
     tokenizer: Literal["folder", "bytes"] = "folder"
     preprocess: Literal["reference", "vla_ros"] = "reference"
 
@@ -111,6 +117,10 @@ class FalconReferenceArgs:
         check(self.tokenizer in ("folder", "bytes"), "tokenizer", self.tokenizer, "expected 'folder' or 'bytes'")
         check(self.preprocess in ("reference", "vla_ros"), "preprocess", self.preprocess,
               "expected 'reference' or 'vla_ros'")
+        check(self.kosmos2_init in ("reference", "spatial"), "kosmos2_init", self.kosmos2_init,
+              "expected 'reference' or 'spatial'")
+        check(self.kosmos2_init == "reference" or bool(self.kosmos2), "kosmos2_init", self.kosmos2_init,
+              "'spatial' initialises an inline kosmos2 (trained from scratch); a folder's Kosmos-2 has its weights")
         check(not self.kosmos2 or self.tokenizer == "bytes", "tokenizer", self.tokenizer,
               "an inline kosmos2 has no folder to read a tokenizer from: use 'bytes'")
 

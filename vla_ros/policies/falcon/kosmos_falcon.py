@@ -96,6 +96,52 @@ def inline_kosmos2_config(spec: dict, image_size: int, patch_size: int):
                          latent_query_num=int(spec.get("latent_query_num", 64)))
 
 
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(grid * grid, dim) 2-D sine-cosine position code (MAE's): a quarter of the channels each for sin x, cos x,
+    sin y, cos y at geometric frequencies; channels beyond 4 * (dim // 4) are zero."""
+    q = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / max(q, 1))
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    parts = []
+    for coord in (xs, ys):
+        angle = coord.flatten()[:, None].double() * omega[None]
+        parts += [angle.sin(), angle.cos()]
+    out = torch.zeros(grid * grid, dim, dtype=torch.float64)
+    out[:, :4 * q] = torch.cat(parts, 1)
+    return out.float()
+
+
+# The resampler's starting scales under kosmos2_init "spatial": measured on the simulator (README, FALCON section).
+SPATIAL_DENSE_STD = 0.6        # image tokens (L2-normalised) -> elements ~0.6, above the latents' 0.5
+SPATIAL_LATENT_STD = 0.5
+SPATIAL_QK_GAIN = 4.5          # q/k std = gain / sqrt(embed_dim): attention logits of a few units at the start
+
+
+@torch.no_grad()
+def spatial_init_(backbone: nn.Module) -> nn.Module:
+    """kosmos2_init "spatial", in place, for a Kosmos-2 trained from scratch: the vision tower's patch position
+    embeddings become a 2-D sin-cos code (class slot zero) of unit amplitude, so patch tokens carry where they
+    are; the image-to-text resampler gets image tokens larger than its latent queries, q/k projections large
+    enough that each latent query attends to a few tokens, and v/out projections of unit gain (the resampler has
+    no residual path, so two std-0.02 projections in a row shrink what reaches the vision tower ~20x). With
+    transformers' initialisation (latents N(0, 1), dense and projections std 0.02) every query averages the image
+    tokens almost uniformly, the average is swamped by the latents themselves, and a small Kosmos-2 trained from
+    scratch settles on an image-blind constant before it leaves that point."""
+    emb = backbone.vision_model.model.embeddings
+    grid = int(round((emb.num_positions - 1) ** 0.5))
+    pe = emb.position_embedding.weight
+    pe.zero_()
+    pe[1:] = sincos_2d(grid, pe.shape[1]).to(pe.dtype)
+    proj = backbone.image_to_text_projection
+    proj.dense.weight.normal_(0.0, SPATIAL_DENSE_STD)
+    proj.latent_query.normal_(0.0, SPATIAL_LATENT_STD)
+    width = proj.latent_query.shape[1]
+    for lin, std in ((proj.x_attn.q_proj, SPATIAL_QK_GAIN), (proj.x_attn.k_proj, SPATIAL_QK_GAIN),
+                     (proj.x_attn.v_proj, 1.0), (proj.x_attn.out_proj, 1.0)):
+        lin.weight.normal_(0.0, std / width ** 0.5)
+    return backbone
+
+
 def byte_tokenizer():
     """A tokenizer made here, without files: Kosmos-2's <s> <pad> </s> <unk> <grounding> (ids 0-4), then one id
     per byte (5-260, GPT-2's byte-to-character table, no merges); a prompt is framed `<s> text </s>` as XLM-R's

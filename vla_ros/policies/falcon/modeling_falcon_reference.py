@@ -24,6 +24,7 @@ from vla_ros.policies.falcon.kosmos_falcon import (
     clip_normalize,
     inline_kosmos2_config,
     load_tokenizer,
+    spatial_init_,
 )
 from vla_ros.policies.falcon.processing_falcon import reference_esm_inputs, reference_frames
 from vla_ros.policies.spatial_model.esm import EmbodiedSpatialModel, ESMConfig
@@ -322,6 +323,8 @@ def _backbone_and_tokenizer(config: PolicyConfig, args: FalconReferenceArgs, ext
                               "is built here (kind 'tiny'), a released one read from vlm.path (kind 'hf', no kosmos2)")
         backbone = Kosmos2ForConditionalGeneration(inline_kosmos2_config(args.kosmos2, config.image_size,
                                                                          vlm.patch_size))
+        if args.kosmos2_init == "spatial":
+            spatial_init_(backbone)
     elif vlm.kind == "hf" and vlm.path:
         backbone = build_kosmos2(vlm.path, load_weights=external_weights)
     else:
