@@ -125,8 +125,8 @@ def spatial_init_(backbone: nn.Module) -> nn.Module:
     enough that each latent query attends to a few tokens, and v/out projections of unit gain (the resampler has
     no residual path, so two std-0.02 projections in a row shrink what reaches the vision tower ~20x). With
     transformers' initialisation (latents N(0, 1), dense and projections std 0.02) every query averages the image
-    tokens almost uniformly, the average is swamped by the latents themselves, and a small Kosmos-2 trained from
-    scratch settles on an image-blind constant before it leaves that point."""
+    tokens almost uniformly and the average is swamped by the latents themselves. With this a probe learns the
+    gripper's cell from the latents; stage 1 of the sim recipe still settles on a constant chunk (README)."""
     emb = backbone.vision_model.model.embeddings
     grid = int(round((emb.num_positions - 1) ** 0.5))
     pe = emb.position_embedding.weight
