@@ -26,9 +26,10 @@ train() {  # policies in turn, both stages; each final checkpoint then copied in
   cp "runs/sim_${m}_ft/metrics.jsonl" "vla_ros/checkpoints/$dest/metrics_stage2.jsonl"
 }
 falcon_reference() {  # the reference recipe: stage 1 without the ESM (shared), stage 2 per variant from it (ESM
-  # frozen). At these widths its stage 1 collapses to a constant prediction (README, FALCON section), so the
-  # bundled FALCONs stay the compact models unless FALCON_REFERENCE=1 asks for this run.
+  # frozen), after stage 0's grounded pretraining of the from-scratch Kosmos-2 (README, FALCON section). Not yet
+  # run through to the ablation, so the bundled FALCONs stay the compact models unless FALCON_REFERENCE=1.
   $V/vla-ros pretrain-esm --config config/train/sim_esm_reference.yaml --no-progress > runs/sim_esm_reference.log 2>&1
+  $V/vla-ros train --config config/train/sim_falcon_stage0.yaml --no-resume --no-progress > runs/sim_falcon_stage0.log 2>&1
   $V/vla-ros train --config config/train/sim_falcon_stage1.yaml --no-resume --no-progress > runs/sim_falcon_stage1.log 2>&1
   for m in falcon falcon_rgb; do
     $V/vla-ros train --config "config/train/sim_$m.yaml" --no-resume --no-progress > "runs/sim_$m.log" 2>&1
@@ -42,6 +43,5 @@ falcon() {
   if [ "${FALCON_REFERENCE:-0}" = 1 ]; then falcon_reference; else train falcon_compact falcon; train falcon_rgb_compact falcon_rgb; fi
 }
 (for m in baseline spatial_forcing spatialvla pi0; do train $m; done) & (falcon; train pi0_sf) & wait   # two at a time
-$V/vla-ros ablation --episodes 20 --out docs/ablation --camera-shift   # the shifted column at 60 a row
-$V/vla-ros ablation --episodes 50 --out docs/ablation                  # the table at 150 a row
+$V/vla-ros ablation --episodes 50 --out docs/ablation --camera-shift   # the table: 150 a row in both columns
 $V/python -m vla_ros.sim.curves --out docs/ablation

@@ -248,3 +248,90 @@ def test_an_esm_pretrained_in_the_reference_convention_feeds_the_reference_archi
     policy = make_policy(policy_cfg("rgbd_pose", str(tmp_path / "esm"), stage=1))
     k = "aggregator.pose_embedding.weight"
     torch.testing.assert_close(policy.model.act_head.vggt_net.state_dict()[k], weights(tmp_path / "esm")[k])
+
+
+# --- stage 0: grounded-text pretraining of the inline Kosmos-2 ---------------------------------------------------
+def test_image_cells_of_known_points():
+    from vla_ros.policies.falcon.grounding_falcon import image_cells
+
+    K = torch.tensor([[32.0, 0, 16], [0, 32.0, 16], [0, 0, 1]]).expand(3, 3, 3)
+    T = torch.eye(4).expand(3, 4, 4)  # the optical frame is the base frame
+    # on the optical axis -> the centre pixel (16, 16) -> cell 4 of 8; x 0.25 m at 1 m -> pixel 24 -> cell 6; behind
+    pts = torch.tensor([[0.0, 0.0, 1.0], [0.25, -0.25, 1.0], [0.0, 0.0, -1.0]])
+    cells, in_front = image_cells(pts, K, T, 32, 8)
+    assert cells[:2].tolist() == [[4, 4], [6, 2]] and in_front.tolist() == [True, True, False]
+    shifted = torch.eye(4)
+    shifted[0, 3] = 0.25  # the camera 0.25 m along base x: the first point now sits left of the centre
+    assert image_cells(pts[:1], K[:1], shifted[None], 32, 8)[0].tolist() == [[2, 4]]
+
+
+def grounding_batch(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    batch = synthetic_batch_for(n, g)
+    ee = torch.stack([torch.rand(n, generator=g) * 0.4 - 0.2, torch.rand(n, generator=g) * 0.4 - 0.2,
+                      torch.full((n,), 0.8)], -1)
+    batch["ee_position_m"] = ee[:, None]
+    batch["subgoal_m"] = (torch.rand(n, 1, 3, generator=g) - 0.5) * 0.2
+    batch["K"] = torch.tensor([[32.0, 0, 16], [0, 32.0, 16], [0, 0, 1]]).expand(n, 1, 3, 3).clone()
+    batch["T_base_camera"] = torch.eye(4).expand(n, 1, 4, 4).clone()
+    return batch
+
+
+def synthetic_batch_for(n, g):
+    cfg = policy_cfg(use_esm=False, stage=0)
+    from vla_ros.core.config import from_dict
+    from vla_ros.policies.config import PolicyConfig
+
+    return synthetic_batch(from_dict(PolicyConfig, cfg, "policy"), n, seed=int(torch.randint(0, 1000, (1,),
+                                                                                               generator=g)))
+
+
+def test_stage0_learns_the_grounded_cells_and_stage1_starts_from_it(tmp_path):
+    from vla_ros.policies.checkpoint_io import save_checkpoint
+
+    torch.manual_seed(0)
+    policy = make_policy(policy_cfg(use_esm=False, stage=0, kosmos2_init="spatial"))
+    trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("model.backbone.") for n in trainable)  # the backbone only
+    batch = grounding_batch()
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=3e-3)
+    first = policy.compute_loss(batch)[1]["grounding_ce"]
+    for _ in range(100):
+        loss, _ = policy.compute_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy.eval()
+    metrics = policy.compute_loss(batch)[1]
+    assert metrics["grounding_ce"] < 0.1 * first and metrics["grounding_acc"] >= 0.9  # it fits one batch's cells
+    save_checkpoint(policy, tmp_path / "s0")
+    stage1 = make_policy(policy_cfg(use_esm=False, stage=1, init_from=str(tmp_path / "s0")))
+    for k, v in policy.model.backbone.state_dict().items():
+        torch.testing.assert_close(stage1.model.backbone.state_dict()[k], v, rtol=0, atol=0)
+    assert all(p.requires_grad for p in stage1.model.act_head.parameters())
+
+
+def test_stage0_scores_exactly_the_four_cell_digits():
+    from vla_ros.policies.falcon.grounding_falcon import ANSWER, DIGIT_OFFSETS, grounding_targets
+    from vla_ros.policies.falcon.processing_falcon import reference_frames
+
+    policy = make_policy(policy_cfg(use_esm=False, stage=0))
+    frames = reference_frames(grounding_batch())
+    cells, valid = grounding_targets(frames, 32, 8)
+    assert valid.all()
+    tok = byte_tokenizer()
+    for instruction, c in zip(frames["instruction"], cells.tolist()):
+        ids = tok([policy.ref.prompt.format(instruction) + ANSWER.format(*c)])["input_ids"][0]
+        assert "".join(tok.decode([ids[len(ids) - 1 - o]]) for o in DIGIT_OFFSETS) == "".join(map(str, c))
+
+
+def test_stage0_names_what_it_needs():
+    policy = make_policy(policy_cfg(use_esm=False, stage=0))
+    batch = grounding_batch()
+    del batch["ee_position_m"]
+    with pytest.raises(ValueError, match="ee_position_m"):
+        policy.compute_loss(batch)
+    with pytest.raises(ConfigError, match="stage"):
+        make_policy(policy_cfg(use_esm=True, stage=0))
+    with pytest.raises(ConfigError, match="grounding_grid"):
+        make_policy(policy_cfg(use_esm=False, stage=0, grounding_grid=16))

@@ -185,7 +185,9 @@ class EpisodeDataset(torch.utils.data.Dataset):
         T = np.stack(T).astype(np.float32)
         pose_valid = bool(np.isfinite(T).all())
         chunk, pad = self.chunks[e]
-        sub = {} if self.subgoals[e] is None else {"subgoal_m": torch.from_numpy(self.subgoals[e][t])}
+        sub = {} if self.subgoals[e] is None else {  # relative to the measured position, which comes along
+            "subgoal_m": torch.from_numpy(self.subgoals[e][t]),
+            "ee_position_m": torch.from_numpy(ep["ee_pose"][t, :, :3].astype(np.float32))}
         return {**sub, "rgb": torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255.0,
                 "depth_m": torch.from_numpy(np.stack(depth)), "depth_valid": torch.from_numpy(np.stack(valid)),
                 "K": torch.from_numpy(np.stack(K)).float(),

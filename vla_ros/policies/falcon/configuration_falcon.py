@@ -42,7 +42,11 @@ class FalconReferenceArgs:
     depth_mask_all_ones: give the ESM an all-ones depth mask (the reference's CALVIN loader does, zeros and
         invalid pixels included); default: the sensor's validity mask.
     stage: 1 (full fine-tune, no ESM) or 2 (from stage 1: ESM frozen, action-head MLPs frozen, injector and VLM
-        trained); train_vision / train_text_embedding: the reference's train_setup (both true).
+        trained); train_vision / train_text_embedding: the reference's train_setup (both true). 0: grounded-text
+        pretraining of an inline Kosmos-2 before stage 1 (a departure for training from scratch, where no
+        pretrained Kosmos-2 exists: grounding_falcon.py; only the backbone trains; needs use_esm false, an inline
+        kosmos2 and the byte tokenizer).
+    grounding_grid: stage 0's image partition (grid x grid cells, 2-10: one digit each).
     kosmos2: Kosmos-2 built here, not read from a folder (`vlm.kind` "tiny"; vlm's tiny sizes are not used):
         transformers' Kosmos2Config arguments text_config, vision_config (both dicts) and latent_query_num,
         e.g. small widths for training from scratch; vision_config's image_size / patch_size default to the
@@ -61,7 +65,8 @@ class FalconReferenceArgs:
         rescaled, depth nearest; for a model trained here).
     init_from: stage 2: the stage-1 checkpoint (a vla_ros checkpoint folder of this architecture with use_esm
         false) whose backbone, action token and head MLPs start the run; only the injector (and the ESM, from
-        esm_checkpoint) may be missing from it, anything else missing or unexpected is named.
+        esm_checkpoint) may be missing from it, anything else missing or unexpected is named. Stage 1: a stage-0
+        checkpoint, the same way.
     """
 
     head: Literal["fc", "lstm"] = "fc"
@@ -93,6 +98,7 @@ class FalconReferenceArgs:
     init_from: str = ""
     kosmos2: dict = field(default_factory=dict)
     kosmos2_init: Literal["reference", "spatial"] = "reference"
+    grounding_grid: int = 8
     tokenizer: Literal["folder", "bytes"] = "folder"
     preprocess: Literal["reference", "vla_ros"] = "reference"
 
@@ -112,8 +118,11 @@ class FalconReferenceArgs:
         check(len(self.injector_widths) == 2, "injector_widths", self.injector_widths, "expected 2 widths")
         check(len(self.norm_bounds) == 2 and self.norm_bounds[0] < self.norm_bounds[1], "norm_bounds",
               self.norm_bounds, "expected [low, high] with low < high")
-        check(self.stage in (1, 2), "stage", self.stage, "expected 1 or 2")
-        check(self.stage == 1 or self.use_esm, "use_esm", self.use_esm, "stage 2 trains the ESM injector")
+        check(self.stage in (0, 1, 2), "stage", self.stage, "expected 0, 1 or 2")
+        check(self.stage != 0 or (not self.use_esm and bool(self.kosmos2) and self.tokenizer == "bytes"), "stage", 0,
+              "grounded pretraining (stage 0) is for an inline kosmos2 with the byte tokenizer and use_esm false")
+        check_range("grounding_grid", self.grounding_grid, 2, 10)
+        check(self.stage != 2 or self.use_esm, "use_esm", self.use_esm, "stage 2 trains the ESM injector")
         check(self.tokenizer in ("folder", "bytes"), "tokenizer", self.tokenizer, "expected 'folder' or 'bytes'")
         check(self.preprocess in ("reference", "vla_ros"), "preprocess", self.preprocess,
               "expected 'reference' or 'vla_ros'")

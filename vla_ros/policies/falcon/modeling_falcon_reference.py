@@ -102,7 +102,8 @@ class FalconReferencePolicy(Policy):
 
     # --- training setup ---------------------------------------------------------------------------------------
     def apply_stage(self, stage: int) -> None:
-        """Stage 1: everything trains (the reference's full fine-tune; no ESM). Stage 2: ESM frozen, action-head
+        """Stage 0: the backbone trains (grounded pretraining). Stage 1: everything trains (the reference's full
+        fine-tune; no ESM). Stage 2: ESM frozen, action-head
         MLPs frozen (train_act_head false), spatial injector trained, VLM trained. Both: train_vision and
         train_text_embedding as configured."""
         m = self.model
@@ -110,6 +111,9 @@ class FalconReferencePolicy(Policy):
         m.backbone.vision_model.requires_grad_(self.ref.train_vision)
         m.backbone.text_model.model.embed_tokens.requires_grad_(self.ref.train_text_embedding)
         head = m.act_head
+        if stage == 0:  # grounded pretraining: the backbone only
+            head.requires_grad_(False)
+            m.action_token.requires_grad_(False)
         if stage == 2:
             head.requires_grad_(False)
             if head.uses_esm:
@@ -253,11 +257,17 @@ class FalconReferencePolicy(Policy):
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Huber (delta 1) on the 6 arm values over the unpadded steps + gripper_weight * BCE-with-logits, over
-        every frame of the sample (a window: each frame's chunk, as RoboVLMs' loss over the window)."""
+        every frame of the sample (a window: each frame's chunk, as RoboVLMs' loss over the window). Stage 0: the
+        grounded-text loss instead (grounding_falcon.py)."""
         from vla_ros.policies.base import choose_modalities
 
-        used = choose_modalities(self.config.modalities, None, True, True)
         frames = reference_frames(batch)
+        if self.ref.stage == 0:
+            from vla_ros.policies.falcon.grounding_falcon import grounded_lm_loss
+
+            return grounded_lm_loss(self.model.backbone, self.tokenizer, self.ref.prompt, frames,
+                                    self.config.image_size, self.ref.grounding_grid)
+        used = choose_modalities(self.config.modalities, None, True, True)
         arm, logit = self.forward_head(frames, used)  # (B, L, T, 6), (B, L, T)
         action = frames["action"][..., 0, :]  # (B, L, T, 7), one arm
         if self.ref.action_norm == "stats":

@@ -106,7 +106,8 @@ def reference_esm_inputs(batch: dict, modalities: tuple[str, ...], esm_gt: str, 
 
 
 CAMERA_KEYS = ("rgb", "depth_m", "depth_valid", "K", "T_base_camera")  # (B, cameras, ...) in a contract batch
-FRAME_KEYS = ("pose_valid", "proprio", "action", "action_pad", "subgoal_m")  # per sample, or per frame of a window
+# per sample, or per frame of a window
+FRAME_KEYS = ("pose_valid", "proprio", "action", "action_pad", "subgoal_m", "ee_position_m")
 
 
 def reference_frames(batch: dict, camera: int = 0) -> dict:
