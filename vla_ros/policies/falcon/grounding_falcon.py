@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vla_ros.policies.falcon.kosmos_falcon import clip_normalize, encode_images
+from vla_ros.policies.falcon.kosmos_falcon import clip_normalize, image_prompt_embeddings
 
 NEEDS = ("ee_position_m", "subgoal_m", "K", "T_base_camera")
 ANSWER = " at {}{} to {}{}"  # one token per byte: the digits sit 8, 7, 2 and 1 tokens before </s>
@@ -58,11 +58,8 @@ def grounded_lm_loss(backbone, tokenizer, prompt: str, frames: dict, image_size:
     text = [prompt.format(s.strip()) + ANSWER.format(*c) for s, c in zip(frames["instruction"], cells.tolist())]
     tok = tokenizer(text, padding="longest", return_tensors="pt")
     ids, mask = tok["input_ids"].to(cells.device), tok["attention_mask"].to(cells.device)
-    emb = backbone.text_model.model.embed_tokens(ids)
-    img = encode_images(backbone, clip_normalize(frames["rgb"][:, -1])).to(emb.dtype)
-    n_img = img.shape[1]
-    x = torch.cat([emb[:, :1], img, emb[:, 1:]], 1)
-    m = torch.cat([mask[:, :1], torch.ones(len(ids), n_img, dtype=mask.dtype, device=mask.device), mask[:, 1:]], 1)
+    x, m = image_prompt_embeddings(backbone, clip_normalize(frames["rgb"][:, -1]), ids, mask)
+    n_img = x.shape[1] - ids.shape[1]
     logits = backbone.text_model(inputs_embeds=x, attention_mask=m).logits
     eos = mask.sum(1) - 1
     pos = torch.stack([eos - o for o in DIGIT_OFFSETS], 1)  # the digits' token positions in `ids`

@@ -126,7 +126,8 @@ def spatial_init_(backbone: nn.Module) -> nn.Module:
     no residual path, so two std-0.02 projections in a row shrink what reaches the vision tower ~20x). With
     transformers' initialisation (latents N(0, 1), dense and projections std 0.02) every query averages the image
     tokens almost uniformly and the average is swamped by the latents themselves. With this a probe learns the
-    gripper's cell from the latents; stage 1 of the sim recipe still settles on a constant chunk (README)."""
+    gripper's cell from the latents; stage 1 of the sim recipe still settles on a constant chunk unless it starts
+    from the grounded stage 0 (README)."""
     emb = backbone.vision_model.model.embeddings
     grid = int(round((emb.num_positions - 1) ** 0.5))
     pe = emb.position_embedding.weight
@@ -190,6 +191,17 @@ def encode_images(backbone: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def image_prompt_embeddings(backbone: nn.Module, pixels: torch.Tensor, input_ids: torch.Tensor,
+                            attention_mask: torch.Tensor, bos_offset: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels (N, 3, H, W) CLIP-normalised, prompt ids and mask (N, T) -> the text model's input embeddings
+    (N, n_img + T, D) with the image tokens after BOS (index `bos_offset`), and their mask (image tokens 1)."""
+    text = backbone.text_model.model.embed_tokens(input_ids)
+    img = encode_images(backbone, pixels).to(text.dtype)
+    ones = torch.ones(img.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
+    return (torch.cat([text[:, :bos_offset], img, text[:, bos_offset:]], 1),
+            torch.cat([attention_mask[:, :bos_offset], ones, attention_mask[:, bos_offset:]], 1))
+
+
 def action_token_states(backbone: nn.Module, action_token: torch.Tensor, pixels: torch.Tensor,
                         input_ids: torch.Tensor, attention_mask: torch.Tensor, bos_offset: int = 1) -> torch.Tensor:
     """RoboVLMs forward_continuous (history_type "post", one action token): pixels (N, 3, H, W), prompt ids and
@@ -198,16 +210,10 @@ def action_token_states(backbone: nn.Module, action_token: torch.Tensor, pixels:
     The image tokens go after BOS (index `bos_offset`) with mask 1; the action token before the last position
     (T + n_img - 1: EOS for an unpadded prompt; behind the padding for a right-padded one, as in the reference)
     with mask 1."""
-    emb_layer = backbone.text_model.model.embed_tokens
-    text = emb_layer(input_ids)
-    img = encode_images(backbone, pixels).to(text.dtype)
-    N, n_img = img.shape[:2]
-    x = torch.cat([text[:, :bos_offset], img, text[:, bos_offset:]], 1)
-    ones = torch.ones(N, n_img, dtype=attention_mask.dtype, device=attention_mask.device)
-    m = torch.cat([attention_mask[:, :bos_offset], ones, attention_mask[:, bos_offset:]], 1)
+    x, m = image_prompt_embeddings(backbone, pixels, input_ids, attention_mask, bos_offset)
     pos = x.shape[1] - 1
-    act = action_token.to(x.dtype).expand(N, 1, -1)
+    act = action_token.to(x.dtype).expand(len(x), 1, -1)
     x = torch.cat([x[:, :pos], act, x[:, pos:]], 1)
-    m = torch.cat([m[:, :pos], ones[:, :1], m[:, pos:]], 1)
+    m = torch.cat([m[:, :pos], torch.ones_like(m[:, :1]), m[:, pos:]], 1)
     hidden = backbone.text_model.model(inputs_embeds=x, attention_mask=m).last_hidden_state
     return hidden[:, pos]
